@@ -1,0 +1,47 @@
+package records
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors callers branch on. Errors from this package and from stores
+// wrap them; test with errors.Is.
+var (
+	// ErrNotFound: no such object, record or workspace (another workspace's
+	// record does not exist, as far as a caller can tell).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the record changed since the version the caller read.
+	ErrConflict = errors.New("version conflict")
+	// ErrDuplicate: another record already holds this external id or unique value.
+	ErrDuplicate = errors.New("duplicate value")
+	// ErrPlanLimit: the workspace's plan does not allow another record.
+	ErrPlanLimit = errors.New("plan limit exceeded")
+	// ErrValidation: the input failed validation; the error is a *ValidationError.
+	ErrValidation = errors.New("validation failed")
+)
+
+// FieldError is one field that failed validation.
+type FieldError struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"` // machine code: "required", "unknown_field", "invalid_type", "min", "max", "email", "url", "one_of", "date", "datetime", "read_only", "reference"
+	Message string `json:"message"`
+}
+
+// ValidationError lists every field that failed. It wraps ErrValidation.
+type ValidationError struct {
+	Object string       `json:"object"`
+	Fields []FieldError `json:"errors"`
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return fmt.Sprintf("%s: %s", ErrValidation, strings.Join(parts, "; "))
+}
+
+// Unwrap lets errors.Is(err, ErrValidation) hold.
+func (e *ValidationError) Unwrap() error { return ErrValidation }
