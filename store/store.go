@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/sqliteshim"
+)
+
+// The dialect names Dialect answers.
+const (
+	DialectPostgres = "postgres"
+	DialectSQLite   = "sqlite"
+)
+
+// Store is the bun-backed storage of crmkit on Postgres or SQLite. It is safe
+// for concurrent use.
+type Store struct {
+	db      *bun.DB
+	sqldb   *sql.DB
+	dialect string
+	cfg     config
+
+	mu   sync.RWMutex
+	jobs *river.Client[*sql.Tx]
+}
+
+type config struct {
+	migrate        bool
+	maxOpenConns   int
+	sqliteBusyWait time.Duration
+}
+
+// Option tunes Open.
+type Option func(*config)
+
+// WithoutMigrate makes Open skip applying migrations; call Migrate yourself.
+func WithoutMigrate() Option { return func(c *config) { c.migrate = false } }
+
+// WithMaxOpenConns sets the size of the connection pool. The defaults are 20
+// for Postgres and 4 for SQLite (see the package documentation for why).
+func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
+
+// WithSQLiteBusyTimeout sets how long an SQLite connection waits for another
+// writer before failing with SQLITE_BUSY. The default is 10 seconds.
+func WithSQLiteBusyTimeout(d time.Duration) Option {
+	return func(c *config) { c.sqliteBusyWait = d }
+}
+
+// Open connects to the database named by dsn, applies the embedded migrations
+// (crmkit's and River's) unless WithoutMigrate is given, and prepares an
+// insert-only River client for the events InsertEvents enqueues.
+//
+// A dsn starting with postgres:// or postgresql:// selects Postgres (through
+// pgx's database/sql adapter); anything else is an SQLite database file: a
+// plain path, a file: URI, or a path prefixed with sqlite:.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	cfg := config{migrate: true, sqliteBusyWait: 10 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := &Store{cfg: cfg}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		sqldb, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		n := 20
+		if cfg.maxOpenConns > 0 {
+			n = cfg.maxOpenConns
+		}
+		sqldb.SetMaxOpenConns(n)
+		sqldb.SetMaxIdleConns(min(n, 10))
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		sqldb.SetConnMaxLifetime(30 * time.Minute)
+		s.sqldb, s.dialect = sqldb, DialectPostgres
+		s.db = bun.NewDB(sqldb, pgdialect.New())
+	} else {
+		uri, err := sqliteURI(dsn, cfg.sqliteBusyWait)
+		if err != nil {
+			return nil, err
+		}
+		sqldb, err := sql.Open(sqliteshim.ShimName, uri)
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		n := sqliteDefaultConns
+		if cfg.maxOpenConns > 0 {
+			n = cfg.maxOpenConns
+		}
+		sqldb.SetMaxOpenConns(n)
+		sqldb.SetMaxIdleConns(n)
+		s.sqldb, s.dialect = sqldb, DialectSQLite
+		s.db = bun.NewDB(sqldb, sqlitedialect.New())
+	}
+	if err := s.sqldb.PingContext(ctx); err != nil {
+		_ = s.sqldb.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", s.dialect, err)
+	}
+	if cfg.migrate {
+		if err := s.Migrate(ctx); err != nil {
+			_ = s.sqldb.Close()
+			return nil, err
+		}
+	}
+	jobs, err := river.NewClient(s.riverDriver(), &river.Config{})
+	if err != nil {
+		_ = s.sqldb.Close()
+		return nil, fmt.Errorf("store: river insert client: %w", err)
+	}
+	s.jobs = jobs
+	return s, nil
+}
+
+// sqliteDefaultConns lets readers run beside the one writer SQLite allows.
+const sqliteDefaultConns = 4
+
+// sqlitePragmas are set on every new connection through the DSN, so each
+// pooled connection gets them, not only the first.
+var sqlitePragmas = []string{"journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"}
+
+// sqliteURI turns the forms of SQLite dsn Open accepts into a file: URI for
+// the modernc driver, adding the pragmas and the transaction lock mode.
+func sqliteURI(dsn string, busy time.Duration) (string, error) {
+	path, rawQuery := dsn, ""
+	switch {
+	case strings.HasPrefix(dsn, "file:"):
+		path = strings.TrimPrefix(dsn, "file:")
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path, rawQuery = path[:i], path[i+1:]
+		}
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path = strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path, rawQuery = path[:i], path[i+1:]
+		}
+		path = escapeSQLitePath(path)
+	default:
+		path = escapeSQLitePath(path)
+	}
+	if path == "" {
+		return "", errors.New("store: empty sqlite path")
+	}
+	if path == ":memory:" {
+		return "", errors.New("store: in-memory sqlite is not supported: every pooled connection would see its own database; use a temporary file")
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", fmt.Errorf("store: sqlite dsn query: %w", err)
+	}
+	has := func(name string) bool {
+		for _, p := range q["_pragma"] {
+			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), name) {
+				return true
+			}
+		}
+		return false
+	}
+	// busy_timeout goes first: the driver runs it before the others, so that
+	// switching to WAL waits for a concurrent opener instead of failing.
+	if !has("busy_timeout") {
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
+	}
+	for _, p := range sqlitePragmas {
+		if !has(p[:strings.IndexByte(p, '(')]) {
+			q.Add("_pragma", p)
+		}
+	}
+	// BEGIN IMMEDIATE takes the write lock when the transaction starts, so a
+	// transaction never has to upgrade a read lock to a write lock, which
+	// SQLite answers with SQLITE_BUSY at once instead of waiting busy_timeout.
+	if q.Get("_txlock") == "" {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode(), nil
+}
+
+// escapeSQLitePath escapes what a file: URI would otherwise read as syntax.
+func escapeSQLitePath(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
+}
+
+// Close stops nothing River runs (stop your job client first) and closes the
+// database.
+func (s *Store) Close() error { return s.sqldb.Close() }
+
+// DB is the bun handle, for storage code of other features in this package
+// and for tests.
+func (s *Store) DB() *bun.DB { return s.db }
+
+// SQLDB is the database/sql pool bun and River share.
+func (s *Store) SQLDB() *sql.DB { return s.sqldb }
+
+// Dialect answers DialectPostgres or DialectSQLite.
+func (s *Store) Dialect() string { return s.dialect }

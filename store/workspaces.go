@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/smartlite/crmkit/records"
+)
+
+type workspaceRow struct {
+	bun.BaseModel `bun:"table:workspaces"`
+
+	ID          string    `bun:"id,pk"`
+	Name        string    `bun:"name"`
+	Plan        string    `bun:"plan"`
+	RecordCount int64     `bun:"record_count"`
+	CreatedAt   time.Time `bun:"created_at"`
+}
+
+// CreateWorkspace stores w, giving it an id ("ws_…") and a creation time
+// when it has none. An id already taken fails with records.ErrDuplicate.
+func (s *Store) CreateWorkspace(ctx context.Context, w *records.Workspace) error {
+	if w.ID == "" {
+		w.ID = records.NewID("ws")
+	}
+	w.CreatedAt = storedTime(w.CreatedAt)
+	row := &workspaceRow{ID: w.ID, Name: w.Name, Plan: w.Plan, CreatedAt: w.CreatedAt}
+	res, err := s.IDB(ctx).NewInsert().Model(row).On("CONFLICT DO NOTHING").Exec(ctx)
+	if err != nil {
+		return mapWriteErr("create workspace", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: create workspace: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("store: workspace %s: %w", w.ID, records.ErrDuplicate)
+	}
+	return nil
+}
+
+// GetWorkspace answers the workspace, or records.ErrNotFound.
+func (s *Store) GetWorkspace(ctx context.Context, id string) (*records.Workspace, error) {
+	var row workspaceRow
+	err := s.IDB(ctx).NewSelect().Model(&row).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: workspace %s: %w", id, records.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get workspace: %w", err)
+	}
+	return &records.Workspace{ID: row.ID, Name: row.Name, Plan: row.Plan, CreatedAt: row.CreatedAt.UTC()}, nil
+}
+
+// SetWorkspacePlan moves the workspace to another plan. Records already
+// held stay even when they exceed the new plan's cap; only new ones are
+// refused.
+func (s *Store) SetWorkspacePlan(ctx context.Context, id, plan string) error {
+	res, err := s.IDB(ctx).NewUpdate().Table("workspaces").Set("plan = ?", plan).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("store: set workspace plan: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: set workspace plan: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("store: workspace %s: %w", id, records.ErrNotFound)
+	}
+	return nil
+}
+
+// RecordCount answers how many records the workspace's count says it holds:
+// the figure ReserveRecords checks against the plan's cap.
+func (s *Store) RecordCount(ctx context.Context, workspace string) (int64, error) {
+	var n int64
+	err := s.IDB(ctx).NewSelect().Table("workspaces").Column("record_count").Where("id = ?", workspace).Scan(ctx, &n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("store: workspace %s: %w", workspace, records.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: record count: %w", err)
+	}
+	return n, nil
+}
