@@ -159,15 +159,13 @@ func (v Verifier) checkTime(ts int64) error {
 	if v.Clock != nil {
 		now = v.Clock
 	}
-	// Whole seconds on both sides: ts is at most 12 digits, so neither the
-	// difference nor its negation can overflow.
-	diff := now().Unix() - ts
-	limit := int64(tol / time.Second)
+	signed := time.Unix(ts, 0)
+	t := now()
 	switch {
-	case diff > limit:
-		return fmt.Errorf("%w: signed %ds ago, tolerance %s", ErrTimestampOutOfRange, diff, tol)
-	case -diff > limit:
-		return fmt.Errorf("%w: signed %ds in the future, tolerance %s", ErrTimestampOutOfRange, -diff, tol)
+	case t.After(signed.Add(tol)):
+		return fmt.Errorf("%w: signed %s ago, tolerance %s", ErrTimestampOutOfRange, t.Sub(signed).Truncate(time.Second), tol)
+	case t.Before(signed.Add(-tol)):
+		return fmt.Errorf("%w: signed %s in the future, tolerance %s", ErrTimestampOutOfRange, signed.Sub(t).Truncate(time.Second), tol)
 	}
 	return nil
 }

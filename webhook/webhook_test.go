@@ -377,3 +377,10 @@ func mergeHeaders(hs ...http.Header) http.Header {
 	}
 	return out
 }
+
+// signer is the shape integration re-exports as its Signer interface.
+type signer interface {
+	Sign(secrets []string, id string, t time.Time, body []byte) (http.Header, error)
+}
+
+var _ signer = webhook.HMACSigner{}
