@@ -1,0 +1,526 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/smartlite/crmkit/records"
+	"github.com/smartlite/crmkit/webhook/outbound"
+)
+
+var _ outbound.Store = (*Store)(nil)
+
+type endpointRow struct {
+	bun.BaseModel `bun:"table:webhook_endpoints"`
+
+	ID                      string     `bun:"id,pk"`
+	WorkspaceID             string     `bun:"workspace_id"`
+	URL                     string     `bun:"url"`
+	Events                  string     `bun:"events"`
+	Objects                 string     `bun:"objects"`
+	Condition               *string    `bun:"condition"`
+	Description             string     `bun:"description"`
+	Enabled                 bool       `bun:"enabled"`
+	Secret                  string     `bun:"secret"`
+	PreviousSecret          string     `bun:"previous_secret"`
+	PreviousSecretExpiresAt *time.Time `bun:"previous_secret_expires_at"`
+	CreatedAt               time.Time  `bun:"created_at"`
+	UpdatedAt               time.Time  `bun:"updated_at"`
+	DisabledAt              *time.Time `bun:"disabled_at"`
+	DisabledReason          string     `bun:"disabled_reason"`
+	FailingSince            *time.Time `bun:"failing_since"`
+}
+
+type deliveryRow struct {
+	bun.BaseModel `bun:"table:webhook_deliveries"`
+
+	ID            string     `bun:"id,pk"`
+	WorkspaceID   string     `bun:"workspace_id"`
+	EndpointID    string     `bun:"endpoint_id"`
+	EventID       string     `bun:"event_id"`
+	EventType     string     `bun:"event_type"`
+	Status        string     `bun:"status"`
+	AttemptCount  int        `bun:"attempt_count"`
+	CreatedAt     time.Time  `bun:"created_at"`
+	LastAttemptAt *time.Time `bun:"last_attempt_at"`
+	NextAttemptAt *time.Time `bun:"next_attempt_at"`
+}
+
+type attemptRow struct {
+	bun.BaseModel `bun:"table:webhook_attempts"`
+
+	DeliveryID      string    `bun:"delivery_id,pk"`
+	Number          int       `bun:"number,pk"`
+	At              time.Time `bun:"at"`
+	DurationMS      int64     `bun:"duration_ms"`
+	StatusCode      int       `bun:"status_code"`
+	ResponseHeaders *string   `bun:"response_headers"`
+	ResponseBody    string    `bun:"response_body"`
+	Error           string    `bun:"error"`
+	ErrorKind       string    `bun:"error_kind"`
+	TriggeredBy     string    `bun:"triggered_by"`
+}
+
+// webhookTime is an optional time as both dialects store it.
+func webhookTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	st := storedTime(*t)
+	return &st
+}
+
+func utcTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func newEndpointRow(e *outbound.Endpoint) (*endpointRow, error) {
+	e.CreatedAt, e.UpdatedAt = storedTime(e.CreatedAt), storedTime(e.UpdatedAt)
+	e.PreviousSecretExpiresAt = webhookTime(e.PreviousSecretExpiresAt)
+	e.DisabledAt, e.FailingSince = webhookTime(e.DisabledAt), webhookTime(e.FailingSince)
+	events, err := json.Marshal(nonNilStrings(e.Events))
+	if err != nil {
+		return nil, err
+	}
+	objects, err := json.Marshal(nonNilStrings(e.Objects))
+	if err != nil {
+		return nil, err
+	}
+	row := &endpointRow{
+		ID: e.ID, WorkspaceID: e.Workspace, URL: e.URL, Events: string(events), Objects: string(objects),
+		Description: e.Description, Enabled: e.Enabled, Secret: e.Secret, PreviousSecret: e.PreviousSecret,
+		PreviousSecretExpiresAt: e.PreviousSecretExpiresAt, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+		DisabledAt: e.DisabledAt, DisabledReason: e.DisabledReason, FailingSince: e.FailingSince,
+	}
+	if e.Condition != nil {
+		c, err := json.Marshal(e.Condition)
+		if err != nil {
+			return nil, fmt.Errorf("store: endpoint condition: %w", err)
+		}
+		cs := string(c)
+		row.Condition = &cs
+	}
+	return row, nil
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (r *endpointRow) endpoint() (*outbound.Endpoint, error) {
+	e := &outbound.Endpoint{
+		ID: r.ID, Workspace: r.WorkspaceID, URL: r.URL, Description: r.Description, Enabled: r.Enabled,
+		Secret: r.Secret, PreviousSecret: r.PreviousSecret, PreviousSecretExpiresAt: utcTime(r.PreviousSecretExpiresAt),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), DisabledAt: utcTime(r.DisabledAt),
+		DisabledReason: r.DisabledReason, FailingSince: utcTime(r.FailingSince),
+	}
+	if err := json.Unmarshal([]byte(r.Events), &e.Events); err != nil {
+		return nil, fmt.Errorf("store: endpoint %s events: %w", r.ID, err)
+	}
+	if err := json.Unmarshal([]byte(r.Objects), &e.Objects); err != nil {
+		return nil, fmt.Errorf("store: endpoint %s objects: %w", r.ID, err)
+	}
+	if r.Condition != nil {
+		e.Condition = new(outbound.Condition)
+		if err := json.Unmarshal([]byte(*r.Condition), e.Condition); err != nil {
+			return nil, fmt.Errorf("store: endpoint %s condition: %w", r.ID, err)
+		}
+	}
+	return e, nil
+}
+
+func endpointNotFound(id string) error {
+	return fmt.Errorf("store: webhook endpoint %s: %w", id, records.ErrNotFound)
+}
+
+// CreateEndpoint stores a new webhook endpoint.
+func (s *Store) CreateEndpoint(ctx context.Context, e *outbound.Endpoint) error {
+	row, err := newEndpointRow(e)
+	if err != nil {
+		return err
+	}
+	if _, err := s.IDB(ctx).NewInsert().Model(row).Exec(ctx); err != nil {
+		return mapWriteErr("insert webhook endpoint", err)
+	}
+	return nil
+}
+
+// GetEndpoint answers one endpoint of the workspace, or ErrNotFound.
+func (s *Store) GetEndpoint(ctx context.Context, workspace, id string) (*outbound.Endpoint, error) {
+	var row endpointRow
+	err := s.IDB(ctx).NewSelect().Model(&row).Where("workspace_id = ? AND id = ?", workspace, id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, endpointNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get webhook endpoint: %w", err)
+	}
+	return row.endpoint()
+}
+
+// ListEndpoints answers the workspace's endpoints in id order after the id
+// after, at most limit (DefaultListLimit when 0).
+func (s *Store) ListEndpoints(ctx context.Context, workspace, after string, limit int) ([]*outbound.Endpoint, error) {
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	var rows []endpointRow
+	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", workspace)
+	if after != "" {
+		sel = sel.Where("id > ?", after)
+	}
+	if err := sel.Order("id").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: list webhook endpoints: %w", err)
+	}
+	return endpoints(rows)
+}
+
+// EnabledEndpoints answers every enabled endpoint of the workspace.
+func (s *Store) EnabledEndpoints(ctx context.Context, workspace string) ([]*outbound.Endpoint, error) {
+	var rows []endpointRow
+	if err := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ? AND enabled", workspace).
+		Order("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: enabled webhook endpoints: %w", err)
+	}
+	return endpoints(rows)
+}
+
+func endpoints(rows []endpointRow) ([]*outbound.Endpoint, error) {
+	out := make([]*outbound.Endpoint, len(rows))
+	for i := range rows {
+		e, err := rows[i].endpoint()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// UpdateEndpoint stores every field of e but its id, workspace and creation
+// time.
+func (s *Store) UpdateEndpoint(ctx context.Context, e *outbound.Endpoint) error {
+	row, err := newEndpointRow(e)
+	if err != nil {
+		return err
+	}
+	res, err := s.IDB(ctx).NewUpdate().Model(row).
+		ExcludeColumn("id", "workspace_id", "created_at").
+		Where("workspace_id = ? AND id = ?", e.Workspace, e.ID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("store: update webhook endpoint: %w", err)
+	}
+	return affectedOne(res, e.ID)
+}
+
+func affectedOne(res sql.Result, id string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: webhook endpoint %s: %w", id, err)
+	}
+	if n == 0 {
+		return endpointNotFound(id)
+	}
+	return nil
+}
+
+// DisableEndpoint disables an enabled endpoint, recording when and why; an
+// endpoint already disabled keeps its first reason.
+func (s *Store) DisableEndpoint(ctx context.Context, workspace, id string, at time.Time, reason string) error {
+	_, err := s.IDB(ctx).NewUpdate().Model((*endpointRow)(nil)).
+		Set("enabled = ?", false).Set("disabled_at = ?", storedTime(at)).Set("disabled_reason = ?", reason).
+		Set("updated_at = ?", storedTime(at)).
+		Where("workspace_id = ? AND id = ? AND enabled", workspace, id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("store: disable webhook endpoint: %w", err)
+	}
+	return nil
+}
+
+// DeleteEndpoint removes an endpoint; its deliveries and their attempts go
+// with it (ON DELETE CASCADE).
+func (s *Store) DeleteEndpoint(ctx context.Context, workspace, id string) error {
+	res, err := s.IDB(ctx).NewDelete().Model((*endpointRow)(nil)).
+		Where("workspace_id = ? AND id = ?", workspace, id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("store: delete webhook endpoint: %w", err)
+	}
+	return affectedOne(res, id)
+}
+
+func newDeliveryRow(d *outbound.Delivery) deliveryRow {
+	d.CreatedAt = storedTime(d.CreatedAt)
+	d.LastAttemptAt, d.NextAttemptAt = webhookTime(d.LastAttemptAt), webhookTime(d.NextAttemptAt)
+	return deliveryRow{
+		ID: d.ID, WorkspaceID: d.Workspace, EndpointID: d.EndpointID, EventID: d.EventID, EventType: d.EventType,
+		Status: d.Status, AttemptCount: d.AttemptCount, CreatedAt: d.CreatedAt,
+		LastAttemptAt: d.LastAttemptAt, NextAttemptAt: d.NextAttemptAt,
+	}
+}
+
+func (r *deliveryRow) delivery() *outbound.Delivery {
+	return &outbound.Delivery{
+		ID: r.ID, Workspace: r.WorkspaceID, EndpointID: r.EndpointID, EventID: r.EventID, EventType: r.EventType,
+		Status: r.Status, AttemptCount: r.AttemptCount, CreatedAt: r.CreatedAt.UTC(),
+		LastAttemptAt: utcTime(r.LastAttemptAt), NextAttemptAt: utcTime(r.NextAttemptAt),
+		Attempts: []outbound.Attempt{},
+	}
+}
+
+func deliveryNotFound(id string) error {
+	return fmt.Errorf("store: webhook delivery %s: %w", id, records.ErrNotFound)
+}
+
+// CreateDeliveries inserts the deliveries whose (event, endpoint) pair is
+// new and hands those to enqueue, in one transaction.
+func (s *Store) CreateDeliveries(ctx context.Context, ds []*outbound.Delivery, enqueue outbound.EnqueueFunc) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	rows := make([]deliveryRow, len(ds))
+	byID := make(map[string]*outbound.Delivery, len(ds))
+	for i, d := range ds {
+		rows[i] = newDeliveryRow(d)
+		byID[d.ID] = d
+	}
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var ids []string
+		if err := tx.NewInsert().Model(&rows).On("CONFLICT (event_id, endpoint_id) DO NOTHING").
+			Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: insert webhook deliveries: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		created := make([]*outbound.Delivery, 0, len(ids))
+		for _, id := range ids {
+			created = append(created, byID[id])
+		}
+		return enqueue(ctx, tx.Tx, created)
+	})
+}
+
+// DeliveryTarget answers a delivery with its endpoint and event.
+func (s *Store) DeliveryTarget(ctx context.Context, id string) (*outbound.Delivery, *outbound.Endpoint, *records.Event, error) {
+	db := s.IDB(ctx)
+	var d deliveryRow
+	err := db.NewSelect().Model(&d).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil, deliveryNotFound(id)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("store: get webhook delivery: %w", err)
+	}
+	e, err := s.GetEndpoint(ctx, d.WorkspaceID, d.EndpointID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ev, err := s.GetEvent(ctx, d.WorkspaceID, d.EventID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return d.delivery(), e, ev, nil
+}
+
+// RecordAttempt logs the attempt under the delivery's next number and
+// applies its effects on the delivery and the endpoint, in one transaction.
+func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) error {
+	a := &r.Attempt
+	a.At = storedTime(a.At)
+	row := attemptRow{
+		DeliveryID: r.DeliveryID, At: a.At, DurationMS: a.DurationMS, StatusCode: a.StatusCode,
+		ResponseBody: a.Body, Error: a.Error, ErrorKind: a.ErrorKind, TriggeredBy: a.Trigger,
+	}
+	if a.Headers != nil {
+		h, err := json.Marshal(a.Headers)
+		if err != nil {
+			return fmt.Errorf("store: attempt headers: %w", err)
+		}
+		hs := string(h)
+		row.ResponseHeaders = &hs
+	}
+	next := webhookTime(r.NextAttemptAt)
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var numbers []int
+		err := tx.NewUpdate().Model((*deliveryRow)(nil)).
+			Set("attempt_count = attempt_count + 1").Set("status = ?", r.Status).
+			Set("last_attempt_at = ?", a.At).Set("next_attempt_at = ?", next).
+			Where("workspace_id = ? AND id = ?", r.Workspace, r.DeliveryID).
+			Returning("attempt_count").Scan(ctx, &numbers)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: update webhook delivery: %w", err)
+		}
+		if len(numbers) == 0 {
+			return deliveryNotFound(r.DeliveryID)
+		}
+		a.Number, row.Number = numbers[0], numbers[0]
+		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
+			return fmt.Errorf("store: insert webhook attempt: %w", err)
+		}
+		upd := tx.NewUpdate().Model((*endpointRow)(nil)).Where("workspace_id = ? AND id = ?", r.Workspace, r.EndpointID)
+		if a.Error == "" {
+			upd = upd.Set("failing_since = NULL").Where("failing_since IS NOT NULL")
+		} else {
+			upd = upd.Set("failing_since = ?", a.At).Where("failing_since IS NULL")
+		}
+		if _, err := upd.Exec(ctx); err != nil {
+			return fmt.Errorf("store: update webhook endpoint health: %w", err)
+		}
+		return nil
+	})
+}
+
+// SetDeliveryStatus changes a delivery's status.
+func (s *Store) SetDeliveryStatus(ctx context.Context, workspace, id, status string) error {
+	_, err := s.IDB(ctx).NewUpdate().Model((*deliveryRow)(nil)).
+		Set("status = ?", status).Set("next_attempt_at = NULL").
+		Where("workspace_id = ? AND id = ?", workspace, id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("store: set webhook delivery status: %w", err)
+	}
+	return nil
+}
+
+// GetDelivery answers a delivery of the workspace with its attempts.
+func (s *Store) GetDelivery(ctx context.Context, workspace, id string) (*outbound.Delivery, error) {
+	var row deliveryRow
+	err := s.IDB(ctx).NewSelect().Model(&row).Where("workspace_id = ? AND id = ?", workspace, id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, deliveryNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get webhook delivery: %w", err)
+	}
+	out, err := s.withAttempts(ctx, []deliveryRow{row})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ListDeliveries answers deliveries with their attempts, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, q outbound.DeliveryQuery) ([]*outbound.Delivery, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	var rows []deliveryRow
+	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", q.Workspace)
+	if q.EndpointID != "" {
+		sel = sel.Where("endpoint_id = ?", q.EndpointID)
+	}
+	if q.Status != "" {
+		sel = sel.Where("status = ?", q.Status)
+	}
+	if q.Before != "" {
+		sel = sel.Where("id < ?", q.Before)
+	}
+	if err := sel.OrderExpr("id DESC").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: list webhook deliveries: %w", err)
+	}
+	return s.withAttempts(ctx, rows)
+}
+
+// withAttempts loads the attempts of the deliveries in one query.
+func (s *Store) withAttempts(ctx context.Context, rows []deliveryRow) ([]*outbound.Delivery, error) {
+	out := make([]*outbound.Delivery, len(rows))
+	if len(rows) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(rows))
+	byID := make(map[string]*outbound.Delivery, len(rows))
+	for i := range rows {
+		out[i] = rows[i].delivery()
+		ids[i] = rows[i].ID
+		byID[rows[i].ID] = out[i]
+	}
+	var attempts []attemptRow
+	if err := s.IDB(ctx).NewSelect().Model(&attempts).Where("delivery_id IN (?)", bun.In(ids)).
+		Order("delivery_id", "number").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: list webhook attempts: %w", err)
+	}
+	for _, r := range attempts {
+		a := outbound.Attempt{
+			Number: r.Number, At: r.At.UTC(), DurationMS: r.DurationMS, StatusCode: r.StatusCode,
+			Body: r.ResponseBody, Error: r.Error, ErrorKind: r.ErrorKind, Trigger: r.TriggeredBy,
+		}
+		if r.ResponseHeaders != nil {
+			var h http.Header
+			if err := json.Unmarshal([]byte(*r.ResponseHeaders), &h); err != nil {
+				return nil, fmt.Errorf("store: webhook attempt headers: %w", err)
+			}
+			a.Headers = h
+		}
+		d := byID[r.DeliveryID]
+		d.Attempts = append(d.Attempts, a)
+	}
+	return out, nil
+}
+
+// RequeueDeliveries makes the selected deliveries pending and hands them to
+// enqueue, in one transaction.
+func (s *Store) RequeueDeliveries(ctx context.Context, q outbound.RequeueQuery, enqueue outbound.EnqueueFunc) ([]*outbound.Delivery, error) {
+	var out []*outbound.Delivery
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		sub := tx.NewSelect().TableExpr("webhook_deliveries AS d").Column("d.id").
+			Where("d.workspace_id = ?", q.Workspace)
+		if len(q.IDs) > 0 {
+			sub = sub.Where("d.id IN (?)", bun.In(q.IDs))
+		} else {
+			sub = sub.Join("JOIN webhook_endpoints AS e ON e.id = d.endpoint_id").
+				Where("d.status = ?", outbound.StatusFailed).Where("d.created_at >= ?", storedTime(q.FailedSince)).
+				Where("e.enabled")
+			if q.EndpointID != "" {
+				sub = sub.Where("d.endpoint_id = ?", q.EndpointID)
+			}
+			sub = sub.OrderExpr("d.id")
+		}
+		if q.Limit > 0 {
+			sub = sub.Limit(int64(q.Limit))
+		}
+		var rows []deliveryRow
+		err := tx.NewUpdate().Model((*deliveryRow)(nil)).
+			Set("status = ?", outbound.StatusPending).Set("next_attempt_at = ?", storedTime(q.At)).
+			Where("id IN (?)", sub).Returning("*").Scan(ctx, &rows)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: requeue webhook deliveries: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		out = make([]*outbound.Delivery, len(rows))
+		for i := range rows {
+			out[i] = rows[i].delivery()
+		}
+		return enqueue(ctx, tx.Tx, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PruneDeliveries removes finished deliveries created before the time, with
+// their attempts.
+func (s *Store) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.IDB(ctx).NewDelete().Model((*deliveryRow)(nil)).
+		Where("created_at < ? AND status <> ?", storedTime(before), outbound.StatusPending).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: prune webhook deliveries: %w", err)
+	}
+	return res.RowsAffected()
+}

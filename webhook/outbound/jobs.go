@@ -1,0 +1,286 @@
+package outbound
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/smartlite/crmkit/records"
+)
+
+// DeliverArgs is the job of one run of attempts of one delivery.
+type DeliverArgs struct {
+	DeliveryID string `json:"delivery_id"`
+	// Trigger labels the run's first attempt; its retries are scheduled.
+	Trigger string `json:"trigger"`
+}
+
+// Kind is the job kind of DeliverArgs.
+func (DeliverArgs) Kind() string { return "crmkit_webhook_deliver" }
+
+// PruneArgs is the periodic job that applies the delivery log's retention.
+type PruneArgs struct{}
+
+// Kind is the job kind of PruneArgs.
+func (PruneArgs) Kind() string { return "crmkit_webhook_prune" }
+
+// River settings for prompt delivery. The database/sql drivers River uses
+// here cannot LISTEN, so producers find new jobs by polling: a short poll
+// interval is what keeps commit-to-delivery latency low, at the price of a
+// few cheap queries a second per queue.
+const (
+	RiverFetchCooldown     = 20 * time.Millisecond
+	RiverFetchPollInterval = 20 * time.Millisecond
+	// RiverJobTimeout bounds any one job; a delivery bounds itself by the
+	// attempt timeout, well within it.
+	RiverJobTimeout = 20 * time.Second
+	// RiverRescueStuckJobsAfter is how long a job may look running before
+	// another process takes it over. A process killed mid-delivery leaves its
+	// jobs running; this is how soon they are delivered again. It must exceed
+	// every job's timeout.
+	RiverRescueStuckJobsAfter = 30 * time.Second
+	// RiverMaxWorkers is the concurrency of the delivery queue in one
+	// process: attempts mostly wait on the network.
+	RiverMaxWorkers = 100
+	// RiverFanoutWorkers is the concurrency suggested for the default queue,
+	// where fan-out jobs run.
+	RiverFanoutWorkers = 20
+)
+
+// RiverConfig fills in cfg what prompt, durable delivery needs, keeping any
+// value already set: poll and cooldown intervals, job timeout and rescue
+// time, the default queue (where the store enqueues fan-out jobs) and the
+// delivery queue. Register the workers and the periodic jobs separately.
+func (s *Service) RiverConfig(cfg *river.Config) {
+	if cfg.FetchCooldown == 0 {
+		cfg.FetchCooldown = RiverFetchCooldown
+	}
+	if cfg.FetchPollInterval == 0 {
+		cfg.FetchPollInterval = max(RiverFetchPollInterval, cfg.FetchCooldown)
+	}
+	if cfg.JobTimeout == 0 {
+		cfg.JobTimeout = max(RiverJobTimeout, s.timeout+10*time.Second)
+	}
+	if cfg.RescueStuckJobsAfter == 0 {
+		cfg.RescueStuckJobsAfter = max(RiverRescueStuckJobsAfter, cfg.JobTimeout+10*time.Second)
+	}
+	if cfg.Queues == nil {
+		cfg.Queues = map[string]river.QueueConfig{}
+	}
+	if _, ok := cfg.Queues[river.QueueDefault]; !ok {
+		cfg.Queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: RiverFanoutWorkers}
+	}
+	if _, ok := cfg.Queues[s.queue]; !ok {
+		cfg.Queues[s.queue] = river.QueueConfig{MaxWorkers: RiverMaxWorkers}
+	}
+}
+
+// Register adds the fan-out, delivery and prune workers to workers.
+func (s *Service) Register(workers *river.Workers) error {
+	if err := river.AddWorkerSafely[records.FanoutArgs](workers, &fanoutWorker{s: s}); err != nil {
+		return err
+	}
+	if err := river.AddWorkerSafely[DeliverArgs](workers, &deliverWorker{s: s}); err != nil {
+		return err
+	}
+	return river.AddWorkerSafely[PruneArgs](workers, &pruneWorker{s: s})
+}
+
+// PeriodicJobs answers the jobs the host's River client runs on a schedule:
+// the delivery log's prune. River runs periodic jobs on its elected leader
+// only, so several replicas prune once.
+func (s *Service) PeriodicJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(s.pruneEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return PruneArgs{}, &river.InsertOpts{Queue: s.queue} },
+			&river.PeriodicJobOpts{ID: "crmkit_webhook_prune", RunOnStart: true}),
+	}
+}
+
+func (s *Service) deliverOpts() *river.InsertOpts {
+	return &river.InsertOpts{Queue: s.queue, MaxAttempts: len(s.schedule) + 1}
+}
+
+// enqueue answers an EnqueueFunc that inserts one delivery job per delivery
+// with client, in the store's transaction.
+func (s *Service) enqueue(client *river.Client[*sql.Tx], trigger string) EnqueueFunc {
+	return func(ctx context.Context, tx *sql.Tx, ds []*Delivery) error {
+		params := make([]river.InsertManyParams, len(ds))
+		opts := s.deliverOpts()
+		for i, d := range ds {
+			params[i] = river.InsertManyParams{Args: DeliverArgs{DeliveryID: d.ID, Trigger: trigger}, InsertOpts: opts}
+		}
+		_, err := client.InsertManyTx(ctx, tx, params)
+		return err
+	}
+}
+
+type fanoutWorker struct {
+	river.WorkerDefaults[records.FanoutArgs]
+	s *Service
+}
+
+// Work creates one delivery, with its job, for every enabled endpoint of the
+// event's workspace that wants the event. The deliveries are unique per
+// (event, endpoint), so a fan-out that runs again after a crash adds nothing.
+func (w *fanoutWorker) Work(ctx context.Context, job *river.Job[records.FanoutArgs]) error {
+	s := w.s
+	eps, err := s.store.EnabledEndpoints(ctx, job.Args.Workspace)
+	if err != nil || len(eps) == 0 {
+		return err
+	}
+	ev, err := s.store.GetEvent(ctx, job.Args.Workspace, job.Args.EventID)
+	if errors.Is(err, records.ErrNotFound) {
+		// The event is written in the transaction that enqueued this job, so
+		// it can only be gone if something removed it since; nothing to send.
+		s.log.LogAttrs(ctx, slog.LevelWarn, "webhook fan-out: event not found", slog.String("event_id", job.Args.EventID))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	var ds []*Delivery
+	for _, e := range eps {
+		if e.Matches(ev) {
+			ds = append(ds, &Delivery{ID: records.NewID("dlv"), Workspace: ev.Workspace, EndpointID: e.ID,
+				EventID: ev.ID, EventType: ev.Type, Status: StatusPending, CreatedAt: now, NextAttemptAt: &now})
+		}
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	client, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	return s.store.CreateDeliveries(ctx, ds, s.enqueue(client, TriggerScheduled))
+}
+
+type deliverWorker struct {
+	river.WorkerDefaults[DeliverArgs]
+	s *Service
+}
+
+// Timeout leaves the attempt's own timeout room to expire first, so a slow
+// receiver is logged as a timeout rather than the job being cancelled.
+func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
+	return w.s.timeout + 5*time.Second
+}
+
+// NextRetry answers the time the failed attempt chose.
+func (w *deliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
+	if v, ok := w.s.retryAt.LoadAndDelete(job.ID); ok {
+		return v.(time.Time)
+	}
+	return time.Now().Add(w.s.retryDelay(job.Attempt, 0))
+}
+
+func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	trigger := job.Args.Trigger
+	if job.Attempt > 1 || trigger == "" {
+		trigger = TriggerScheduled
+	}
+	retry, err := w.s.deliver(ctx, job.Args.DeliveryID, trigger, job.Attempt, job.MaxAttempts)
+	if err != nil || retry == 0 {
+		return err
+	}
+	w.s.retryAt.Store(job.ID, time.Now().Add(retry))
+	return errAttemptFailed
+}
+
+// errAttemptFailed tells River the attempt failed and is to be retried; the
+// delivery log holds the details.
+var errAttemptFailed = errors.New("webhook delivery attempt failed; see the delivery log")
+
+// retryDelay is the wait after the attempt-th attempt failed: the receiver's
+// Retry-After when it gave one, else the schedule's, plus jitter. Jitter only
+// ever lengthens the wait, so a Retry-After is never undercut.
+func (s *Service) retryDelay(attempt int, retryAfter time.Duration) time.Duration {
+	d := retryAfter
+	if d <= 0 {
+		i := min(max(attempt-1, 0), len(s.schedule)-1)
+		d = s.schedule[i]
+	}
+	if s.jitter > 0 {
+		d += time.Duration(rand.Float64() * s.jitter * float64(d))
+	}
+	return d
+}
+
+// deliver makes one attempt of a delivery and records it. It answers the
+// wait before the next attempt, or 0 when there is to be none.
+func (s *Service) deliver(ctx context.Context, id, trigger string, attempt, maxAttempts int) (time.Duration, error) {
+	d, e, ev, err := s.store.DeliveryTarget(ctx, id)
+	if errors.Is(err, records.ErrNotFound) {
+		return 0, nil // the endpoint, and with it the delivery, was deleted
+	}
+	if err != nil {
+		return 0, err
+	}
+	if d.Status == StatusSucceeded && trigger == TriggerScheduled {
+		// A process died between recording the success and completing the
+		// job; the job came back, the delivery is done.
+		return 0, nil
+	}
+	if !e.Enabled {
+		return 0, s.store.SetDeliveryStatus(ctx, d.Workspace, d.ID, StatusFailed)
+	}
+
+	a, err := s.attempt(ctx, e, ev, d.ID, trigger)
+	if err != nil {
+		return 0, err
+	}
+	rec := &AttemptRecord{Workspace: d.Workspace, DeliveryID: d.ID, EndpointID: e.ID, Attempt: a}
+	var (
+		retry         time.Duration
+		disableReason string
+	)
+	switch {
+	case a.Error == "":
+		rec.Status = StatusSucceeded
+	case a.StatusCode == 410:
+		rec.Status = StatusFailed
+		disableReason = "the endpoint answered 410 Gone"
+	case e.FailingSince != nil && a.At.Sub(*e.FailingSince) >= s.disableAfter:
+		rec.Status = StatusFailed
+		disableReason = fmt.Sprintf("failing without a success since %s", e.FailingSince.UTC().Format(time.RFC3339))
+	case attempt >= maxAttempts:
+		rec.Status = StatusFailed
+	default:
+		rec.Status = StatusPending
+		retry = s.retryDelay(attempt, retryAfter(a))
+		next := a.At.Add(retry)
+		rec.NextAttemptAt = &next
+	}
+	if err := s.store.RecordAttempt(ctx, rec); err != nil {
+		return 0, err
+	}
+	if disableReason != "" {
+		if err := s.store.DisableEndpoint(ctx, e.Workspace, e.ID, a.At, disableReason); err != nil {
+			return 0, err
+		}
+		// The event type is what log pipelines alert on.
+		s.log.LogAttrs(ctx, slog.LevelWarn, "webhook endpoint disabled",
+			slog.String("event", "webhook.endpoint_disabled"),
+			slog.String("workspace_id", e.Workspace), slog.String("endpoint_id", e.ID),
+			slog.String("reason", disableReason))
+	}
+	return retry, nil
+}
+
+type pruneWorker struct {
+	river.WorkerDefaults[PruneArgs]
+	s *Service
+}
+
+func (w *pruneWorker) Work(ctx context.Context, _ *river.Job[PruneArgs]) error {
+	_, err := w.s.Prune(ctx)
+	return err
+}
