@@ -1,0 +1,100 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/records"
+	"github.com/smartlite/crmkit/store"
+	"github.com/smartlite/crmkit/webhook"
+)
+
+// RecordPipeline is the one path every record write takes, whatever it came
+// through: the REST API, a bulk job, an import row, an inbound webhook or a
+// connector poll. *records.Pipeline is the default; a host that has its own
+// record service passes it here instead, and then owns validation, rules,
+// plan limits, the audit log and event publication (see Service.Publish).
+//
+// Errors are the records package's sentinels, wrapped: ErrNotFound for an
+// unknown object or id (including another workspace's id), ErrConflict for
+// a stale ExpectedVersion, ErrDuplicate for a taken external id or unique
+// value, ErrPlanLimit for a plan cap, and a *records.ValidationError for bad
+// fields. The API maps each to its HTTP problem.
+type RecordPipeline interface {
+	// Create writes a new record.
+	Create(ctx context.Context, w records.Write) (*records.Record, error)
+	// Update changes the fields in w.Fields of record w.ID, only if its
+	// version is w.ExpectedVersion (0: any version).
+	Update(ctx context.Context, w records.Write) (*records.Record, error)
+	// Upsert creates or updates the record whose external id is
+	// w.ExternalID; created reports which.
+	Upsert(ctx context.Context, w records.Write) (rec *records.Record, created bool, err error)
+	// Delete removes record w.ID and answers its last state.
+	Delete(ctx context.Context, w records.Write) (*records.Record, error)
+	// Get answers one record of the workspace.
+	Get(ctx context.Context, workspace, object, id string) (*records.Record, error)
+	// List answers one page of records and the cursor of the next page (""
+	// at the end), which goes back in ListQuery.After.
+	List(ctx context.Context, q records.ListQuery) (recs []*records.Record, next string, err error)
+}
+
+var _ RecordPipeline = (*records.Pipeline)(nil)
+
+// Store is the persistence crmkit needs: the records store the default
+// pipeline writes through, API keys, workspaces and plans, the audit log,
+// the job queue on the same database, and event publication inside a
+// caller's transaction. *store.Store implements it on Postgres and SQLite.
+type Store interface {
+	records.Store
+	apikey.Store
+	// CreateWorkspace stores a new workspace, giving it an id when it has none.
+	CreateWorkspace(ctx context.Context, w *records.Workspace) error
+	// SetWorkspacePlan moves a workspace to another plan.
+	SetWorkspacePlan(ctx context.Context, id, plan string) error
+	// ListAudit answers the workspace's audit entries in id order: those of
+	// one record when recordID is not "", after the id after, at most limit.
+	ListAudit(ctx context.Context, workspace, recordID, after string, limit int) ([]*records.AuditEntry, error)
+	// NewJobClient creates the River client that works background jobs on
+	// the store's database, and through which the store enqueues the jobs
+	// of committed events.
+	NewJobClient(cfg *river.Config) (*river.Client[*sql.Tx], error)
+	// PublishTx stores events and enqueues their fan-out jobs inside tx, a
+	// transaction of the store's own database, so they exist if and only if
+	// tx commits.
+	PublishTx(ctx context.Context, tx *sql.Tx, events ...*records.Event) error
+	// Ping checks the database answers.
+	Ping(ctx context.Context) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Signer turns a delivery into its signature headers: for each secret (the
+// current one, then a rotated-out one during its grace period), a signature
+// over the event id, the time and the exact body bytes. The default,
+// webhook.HMACSigner, writes X-SmartLite-Signature and the Standard Webhooks
+// headers (DESIGN section 7). An error means a secret is unusable; it never
+// contains a secret.
+type Signer interface {
+	Sign(secrets []string, id string, t time.Time, body []byte) (http.Header, error)
+}
+
+var _ Signer = webhook.HMACSigner{}
+
+// Poller fetches external records for a pull connector, one page per call.
+//
+// Poll answers the records after cursor ("" for the very first page) and the
+// cursor to pass next time. A next cursor equal to the one given means there
+// is nothing more for now; the connector checkpoints next only after every
+// record of the page went through the pipeline, so a crash between pages
+// repeats at most one page (writes are upserts by external id, so a repeat
+// is harmless). Errors are retried by the connector with backoff; a Poller
+// that knows when to retry (HTTP 429 or 503 with Retry-After) says so by
+// returning an error that has a RetryAfter() time.Duration method.
+type Poller interface {
+	Poll(ctx context.Context, cursor string) (items []records.Fields, next string, err error)
+}

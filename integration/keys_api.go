@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/internal/problem"
+	"github.com/smartlite/crmkit/records"
+)
+
+func (s *Service) keyRoutes() []route {
+	return []route{
+		{method: "POST", pattern: "/api/v1/keys", scope: apikey.ScopeAdmin, handle: s.createKey, tag: "keys", id: "createKey",
+			summary: "Create an API key; the plaintext is in this response only", request: "KeyInput",
+			status: 201, response: "KeyCreated", errors: []int{400, 413, 422}},
+		{method: "GET", pattern: "/api/v1/keys", scope: apikey.ScopeAdmin, handle: s.listKeys, tag: "keys", id: "listKeys",
+			summary: "List the workspace's API keys", query: []param{limitParam, cursorParam},
+			status: 200, response: "KeyList", errors: []int{400}},
+		{method: "GET", pattern: "/api/v1/keys/{id}", scope: apikey.ScopeAdmin, handle: s.getKey, tag: "keys", id: "getKey",
+			summary: "Get an API key's metadata", status: 200, response: "Key", errors: []int{404}},
+		{method: "DELETE", pattern: "/api/v1/keys/{id}", scope: apikey.ScopeAdmin, handle: s.revokeKey, tag: "keys", id: "revokeKey",
+			summary: "Revoke an API key at once", status: 200, response: "Key", errors: []int{404}},
+		{method: "POST", pattern: "/api/v1/keys/{id}/rotate", scope: apikey.ScopeAdmin, handle: s.rotateKey, tag: "keys", id: "rotateKey",
+			summary: "Issue a replacement key; the old one works on for grace_seconds", request: "KeyRotate",
+			status: 201, response: "KeyCreated", errors: []int{400, 404, 409, 413, 422}},
+	}
+}
+
+type keyInput struct {
+	Name      string         `json:"name"`
+	Scopes    []apikey.Scope `json:"scopes"`
+	ExpiresAt *time.Time     `json:"expires_at"`
+}
+
+// keyCreated is a key's metadata with its plaintext, the one time it is shown.
+type keyCreated struct {
+	apikey.Key
+	Plaintext string `json:"key"`
+}
+
+type keyList struct {
+	Data       []apikey.Key `json:"data"`
+	NextCursor *string      `json:"next_cursor"`
+}
+
+func (s *Service) createKey(w http.ResponseWriter, r *http.Request) error {
+	var in keyInput
+	if err := s.decode(w, r, &in); err != nil {
+		return err
+	}
+	scopes, err := apikey.NormalizeScopes(in.Scopes)
+	if err != nil {
+		return err
+	}
+	caller, _ := apikey.PrincipalFrom(r.Context())
+	for _, sc := range scopes {
+		if !caller.Has(sc) {
+			problem.Write(w, problem.Details{Status: http.StatusForbidden, Code: "missing_scope", Scope: string(sc),
+				Detail: "a key cannot grant the " + string(sc) + " scope it does not hold"})
+			return nil
+		}
+	}
+	k, plain, err := s.keys.Create(r.Context(), caller.Workspace, in.Name, scopes, in.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/keys/"+k.ID)
+	return writeJSON(w, http.StatusCreated, keyCreated{Key: k, Plaintext: plain})
+}
+
+func (s *Service) listKeys(w http.ResponseWriter, r *http.Request) error {
+	limit, cursor, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	keys, next, err := s.keys.List(r.Context(), workspaceOf(r), cursor, limit)
+	if err != nil {
+		return err
+	}
+	page := keyList{Data: keys}
+	if page.Data == nil {
+		page.Data = []apikey.Key{}
+	}
+	if next != "" {
+		page.NextCursor = &next
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Service) getKey(w http.ResponseWriter, r *http.Request) error {
+	k, err := s.keys.Get(r.Context(), workspaceOf(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, k)
+}
+
+func (s *Service) revokeKey(w http.ResponseWriter, r *http.Request) error {
+	k, err := s.keys.Revoke(r.Context(), workspaceOf(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, k)
+}
+
+// maxGrace bounds a rotation's grace period: a week is long enough to roll a
+// key out everywhere, and an old key living on for months is a revocation
+// that did not happen.
+const maxGrace = 7 * 24 * time.Hour
+
+func (s *Service) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		GraceSeconds int64 `json:"grace_seconds"`
+	}
+	if r.ContentLength != 0 {
+		if err := s.decode(w, r, &in); err != nil {
+			return err
+		}
+	}
+	grace := time.Duration(in.GraceSeconds) * time.Second
+	if in.GraceSeconds < 0 || grace > maxGrace {
+		return errInvalid(records.FieldError{Field: "grace_seconds", Code: "max",
+			Message: "must be from 0 to " + strconv.FormatInt(int64(maxGrace/time.Second), 10) + " seconds"})
+	}
+	k, plain, err := s.keys.Rotate(r.Context(), workspaceOf(r), r.PathValue("id"), grace)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/keys/"+k.ID)
+	return writeJSON(w, http.StatusCreated, keyCreated{Key: k, Plaintext: plain})
+}
+
+// pageParams reads ?limit= and ?cursor= of the non-record lists.
+func pageParams(r *http.Request) (limit int, cursor string, err error) {
+	limit = defaultLimit
+	q := r.URL.Query()
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, "", errBadRequest("invalid_parameter", "limit must be a whole number from 1 to 200")
+		}
+		limit = min(n, maxLimit)
+	}
+	return limit, q.Get("cursor"), nil
+}

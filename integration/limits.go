@@ -1,0 +1,46 @@
+package integration
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sethvargo/go-limiter"
+
+	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/ratelimit"
+)
+
+// RateLimitStoreFactory makes the limiter.Store that counts one plan's
+// requests: tokens per interval, keyed by API key id. ratelimit.MemoryStore
+// (the default) counts per process; redisstore.Factory shares counts between
+// replicas.
+type RateLimitStoreFactory = func(tokens uint64, interval time.Duration) (limiter.Store, error)
+
+// newLimiter builds the per-plan rate limiter. The plan of a request is its
+// key's workspace's plan, read through the plan cache, so a plan change
+// applies within Config.PlanCacheTTL and without a restart.
+func (s *Service) newLimiter(cfg Config) (*ratelimit.Limiter, error) {
+	return ratelimit.New(ratelimit.Config{
+		Limits:   cfg.RateLimits,
+		NewStore: cfg.RateLimitStore,
+		Clock:    s.clock,
+		Logger:   s.log,
+		Key: func(r *http.Request) (string, string, bool) {
+			p, ok := apikey.PrincipalFrom(r.Context())
+			if !ok {
+				return "", "", false
+			}
+			plan, err := s.plans.plan(r.Context(), p.Workspace)
+			if err != nil {
+				// The key was just verified, so its workspace exists; a failed
+				// read is an outage, and the default (smallest) plan's limit
+				// is the safe one to apply meanwhile.
+				s.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limit: reading the workspace's plan failed",
+					slog.String("workspace", p.Workspace), slog.String("error", err.Error()))
+				plan = ""
+			}
+			return p.KeyID, plan, true
+		},
+	})
+}

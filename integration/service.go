@@ -1,0 +1,324 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/ratelimit"
+	"github.com/smartlite/crmkit/records"
+	"github.com/smartlite/crmkit/webhook"
+)
+
+// Config configures a Service. Store is required; every other field has a
+// working default.
+type Config struct {
+	// Store persists records, keys and jobs. Required.
+	Store Store
+	// Pipeline is the record pipeline every write goes through. Default: a
+	// records.Pipeline over Store with Objects, Rules and Plans below.
+	Pipeline RecordPipeline
+	// Objects, Rules and Plans configure the default pipeline and are
+	// ignored when Pipeline is set. Defaults: records.DefaultObjects(), the
+	// Closed Won rule (an opportunity whose stage changes to Closed Won gets
+	// closed_at), and records.DefaultPlans().
+	Objects []records.Object
+	Rules   []records.Rule
+	Plans   []records.Plan
+	// Logger receives the access log and errors. Default slog.Default().
+	Logger *slog.Logger
+	// Clock is the time source of keys, rate limits and the pipeline.
+	// Default time.Now.
+	Clock func() time.Time
+	// MaxBodyBytes caps a single-record request body; larger bodies get 413.
+	// Default 1 MiB.
+	MaxBodyBytes int64
+	// RateLimits maps plan names to requests per minute. Default
+	// ratelimit.DefaultLimits(): starter 60, pro 600, enterprise 6000; a
+	// plan missing from it gets starter's limit.
+	RateLimits map[string]uint64
+	// RateLimitStore makes each plan's counter store. Default: in-process
+	// memory (limits per replica). redisstore.Factory shares limits between
+	// replicas.
+	RateLimitStore RateLimitStoreFactory
+	// PlanCacheTTL is how long a workspace's plan is cached for rate limiting;
+	// a plan change made on another replica applies within it. Default 2 s.
+	PlanCacheTTL time.Duration
+	// KeyCacheTTL is how long a verified key is cached; a revocation made on
+	// another replica applies within it. Default 5 s.
+	KeyCacheTTL time.Duration
+	// Signer signs outbound webhook deliveries. Default webhook.HMACSigner.
+	Signer Signer
+	// AllowPrivateWebhooks lets webhook endpoints target loopback, private
+	// and link-local addresses, for local testing only.
+	AllowPrivateWebhooks bool
+	// Queues are the River queues this process works. Default: the default
+	// queue with 10 workers.
+	Queues map[string]river.QueueConfig
+	// Version is reported in the OpenAPI document. Default "1.0.0".
+	Version string
+}
+
+const defaultPlanCacheTTL = 2 * time.Second
+
+// Service is crmkit's integration layer: the REST API over the record
+// pipeline, API keys and rate limits, and the background jobs.
+type Service struct {
+	cfg      Config
+	store    Store
+	pipeline RecordPipeline
+	keys     *apikey.Service
+	log      *slog.Logger
+	clock    func() time.Time
+	maxBody  int64
+	limiter  *ratelimit.Limiter
+	plans    *planCache
+	signer   Signer
+
+	routes_     []route
+	handler     http.Handler
+	openAPIJSON []byte
+
+	mu   sync.Mutex
+	jobs *river.Client[*sql.Tx]
+}
+
+// New wires a Service from cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("integration: Config.Store is required")
+	}
+	s := &Service{cfg: cfg, store: cfg.Store, pipeline: cfg.Pipeline, log: cfg.Logger, clock: cfg.Clock,
+		maxBody: cfg.MaxBodyBytes, signer: cfg.Signer}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 1 << 20
+	}
+	if s.signer == nil {
+		s.signer = defaultSigner()
+	}
+	if cfg.Version == "" {
+		s.cfg.Version = "1.0.0"
+	}
+	if s.pipeline == nil {
+		p, err := defaultPipeline(cfg, s.clock)
+		if err != nil {
+			return nil, err
+		}
+		s.pipeline = p
+	}
+	keys, err := apikey.New(apikey.Config{Store: cfg.Store, Clock: s.clock, CacheTTL: cfg.KeyCacheTTL, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("integration: %w", err)
+	}
+	s.keys = keys
+	ttl := cfg.PlanCacheTTL
+	if ttl <= 0 {
+		ttl = defaultPlanCacheTTL
+	}
+	s.plans = newPlanCache(cfg.Store, ttl, s.clock)
+	s.limiter, err = s.newLimiter(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("integration: rate limits: %w", err)
+	}
+
+	s.routes_ = s.routes()
+	mux, err := s.buildMux(s.routes_)
+	if err != nil {
+		return nil, err
+	}
+	s.handler = mux
+	s.openAPIJSON, err = marshalDocument(openAPIDocument(s.routes_, s.cfg.Version))
+	if err != nil {
+		return nil, fmt.Errorf("integration: OpenAPI document: %w", err)
+	}
+	return s, nil
+}
+
+// Handler answers the REST API (/api/v1/...) and /healthz. Mount it at the
+// root of a host's mux, or under a prefix with http.StripPrefix.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Pipeline answers the record pipeline the service writes through.
+func (s *Service) Pipeline() RecordPipeline { return s.pipeline }
+
+// Keys answers the API key service, for a host that issues keys itself (the
+// reference server's first admin key, say).
+func (s *Service) Keys() *apikey.Service { return s.keys }
+
+// InvalidatePlan forgets the cached plan of a workspace, so a plan change
+// made through this process applies to its rate limit at once (other
+// replicas pick it up within Config.PlanCacheTTL).
+func (s *Service) InvalidatePlan(workspace string) { s.plans.invalidate(workspace) }
+
+// jobSetups add background workers and periodic jobs to the River client. A
+// feature that works jobs (outbound delivery, say) appends one from an init
+// function in its own file; Start calls each with the service and the
+// workers bundle.
+var jobSetups []func(s *Service, w *river.Workers) ([]*river.PeriodicJob, error)
+
+// Start starts working background jobs (webhook deliveries and the like) on
+// the store's database, and returns once the job client runs. Without any
+// registered worker there is nothing to work and Start does nothing, which
+// leaves events enqueued for a process that has workers.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobs != nil {
+		return errors.New("integration: already started")
+	}
+	workers := river.NewWorkers()
+	var periodic []*river.PeriodicJob
+	for _, setup := range jobSetups {
+		pj, err := setup(s, workers)
+		if err != nil {
+			return fmt.Errorf("integration: register jobs: %w", err)
+		}
+		periodic = append(periodic, pj...)
+	}
+	if len(jobSetups) == 0 {
+		return nil
+	}
+	queues := s.cfg.Queues
+	if len(queues) == 0 {
+		queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}}
+	}
+	client, err := s.store.NewJobClient(&river.Config{
+		Workers:      workers,
+		Queues:       queues,
+		PeriodicJobs: periodic,
+		Logger:       s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("integration: job client: %w", err)
+	}
+	if err := client.Start(ctx); err != nil {
+		return fmt.Errorf("integration: start jobs: %w", err)
+	}
+	s.jobs = client
+	return nil
+}
+
+// Stop stops working jobs, letting running ones finish until ctx ends, and
+// waits for pending last-used writes of API keys. Call it after the HTTP
+// server has shut down and before closing the store.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	jobs := s.jobs
+	s.jobs = nil
+	s.mu.Unlock()
+	var err error
+	if jobs != nil {
+		err = jobs.Stop(ctx)
+	}
+	s.keys.Flush()
+	return errors.Join(err, s.limiter.Close(ctx))
+}
+
+// JobClient answers the running River client, or nil before Start (and
+// when no feature registered workers).
+func (s *Service) JobClient() *river.Client[*sql.Tx] {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jobs
+}
+
+// Publish tells crmkit about record changes a host made through its own
+// pipeline (a person editing in the host's UI), inside the host's own
+// transaction on the store's database: the events are stored and their
+// webhook fan-out enqueued in tx, so they exist if and only if tx commits.
+// Each event needs Type, Workspace, Object and Record; an id and a time are
+// given to events without.
+func (s *Service) Publish(ctx context.Context, tx *sql.Tx, events ...*records.Event) error {
+	for _, e := range events {
+		if e == nil || e.Record == nil || e.Workspace == "" || e.Object == "" {
+			return errors.New("integration: Publish: each event needs Workspace, Object and Record")
+		}
+		switch e.Type {
+		case records.EventCreated, records.EventUpdated, records.EventDeleted:
+		default:
+			return fmt.Errorf("integration: Publish: unknown event type %q", e.Type)
+		}
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = s.clock()
+		}
+	}
+	return s.store.PublishTx(ctx, tx, events...)
+}
+
+// health answers 200 while the database answers, 503 otherwise.
+func (s *Service) health(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "health check failed", slog.String("error", err.Error()))
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// chain wraps a route's handler in its middleware: the access log, then for
+// routes with a scope, Authenticate, the rate limit and RequireScope.
+func (s *Service) chain(rt route) http.Handler {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := rt.handle(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+	if rt.scope != "" {
+		h = apikey.RequireScope(rt.scope)(h)
+		h = s.limiter.Middleware(h)
+		h = noteKey(h)
+		h = apikey.Authenticate(s.keys)(h)
+	}
+	return s.accessLog(h)
+}
+
+func workspaceOf(r *http.Request) string {
+	if p, ok := apikey.PrincipalFrom(r.Context()); ok {
+		return p.Workspace
+	}
+	return ""
+}
+
+func keyIDOf(r *http.Request) string {
+	if p, ok := apikey.PrincipalFrom(r.Context()); ok {
+		return p.KeyID
+	}
+	return ""
+}
+
+func defaultSigner() Signer { return webhook.HMACSigner{} }
+
+// defaultPipeline is a records.Pipeline over the store, with the configured
+// or default objects, rules and plans.
+func defaultPipeline(cfg Config, clock func() time.Time) (*records.Pipeline, error) {
+	objects, rules, plans := cfg.Objects, cfg.Rules, cfg.Plans
+	if objects == nil {
+		objects = records.DefaultObjects()
+	}
+	if rules == nil {
+		rules = []records.Rule{records.ClosedWonRule()}
+	}
+	if plans == nil {
+		plans = records.DefaultPlans()
+	}
+	p, err := records.NewPipeline(records.Config{Store: cfg.Store, Objects: objects, Rules: rules, Plans: plans, Clock: clock})
+	if err != nil {
+		return nil, fmt.Errorf("integration: pipeline: %w", err)
+	}
+	return p, nil
+}
