@@ -449,7 +449,7 @@ func (s *Store) withAttempts(ctx context.Context, rows []deliveryRow) ([]*outbou
 		byID[rows[i].ID] = out[i]
 	}
 	var attempts []attemptRow
-	if err := s.IDB(ctx).NewSelect().Model(&attempts).Where("delivery_id IN (?)", bun.In(ids)).
+	if err := s.IDB(ctx).NewSelect().Model(&attempts).Where("delivery_id IN (?)", bun.List(ids)).
 		Order("delivery_id", "number").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list webhook attempts: %w", err)
 	}
@@ -479,7 +479,7 @@ func (s *Store) RequeueDeliveries(ctx context.Context, q outbound.RequeueQuery, 
 		sub := tx.NewSelect().TableExpr("webhook_deliveries AS d").Column("d.id").
 			Where("d.workspace_id = ?", q.Workspace)
 		if len(q.IDs) > 0 {
-			sub = sub.Where("d.id IN (?)", bun.In(q.IDs))
+			sub = sub.Where("d.id IN (?)", bun.List(q.IDs))
 		} else {
 			sub = sub.Join("JOIN webhook_endpoints AS e ON e.id = d.endpoint_id").
 				Where("d.status = ?", outbound.StatusFailed).Where("d.created_at >= ?", storedTime(q.FailedSince)).
