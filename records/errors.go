@@ -45,3 +45,7 @@ func (e *ValidationError) Error() string {
 
 // Unwrap lets errors.Is(err, ErrValidation) hold.
 func (e *ValidationError) Unwrap() error { return ErrValidation }
+
+// ErrBatchAborted is the error of every row of an all-or-none batch that was
+// not written because another row failed.
+var ErrBatchAborted = errors.New("batch aborted")
