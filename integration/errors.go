@@ -28,14 +28,6 @@ func errBadRequest(code, detail string) error {
 	return &requestError{status: http.StatusBadRequest, code: code, detail: detail}
 }
 
-func errNotFound(detail string) error {
-	return &requestError{status: http.StatusNotFound, code: "not_found", detail: detail}
-}
-
-func errForbidden(code, detail string) error {
-	return &requestError{status: http.StatusForbidden, code: code, detail: detail}
-}
-
 func errInvalid(fields ...records.FieldError) error {
 	return &records.ValidationError{Fields: fields}
 }

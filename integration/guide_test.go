@@ -60,7 +60,7 @@ func TestPublish(t *testing.T) {
 				CreatedAt: time.Now(), UpdatedAt: time.Now(), Fields: records.Fields{"name": name, "stage": "Closed Won"}}
 			return &records.Event{Type: records.EventUpdated, Workspace: e.ws, Object: "opportunity", Record: rec,
 				Changes: map[string]records.Change{"stage": {From: "Negotiation", To: "Closed Won"}},
-				Source: records.SourceUI, Actor: records.Actor{Kind: "user", ID: "usr_1"}}
+				Source:  records.SourceUI, Actor: records.Actor{Kind: "user", ID: "usr_1"}}
 		}
 		publish := func(commit bool, ev *records.Event) {
 			tx, err := e.st.SQLDB().BeginTx(ctx, nil)

@@ -10,6 +10,36 @@ import (
 	"github.com/smartlite/crmkit/records"
 )
 
+func init() {
+	addSchemas(map[string]any{
+		"Scope": str("A key scope; ADMIN implies every other.", "enum", scopeNames()),
+		"Key": obj("An API key's metadata; the plaintext is never shown again after creation.",
+			[]string{"id", "name", "prefix", "scopes", "created_at"}, map[string]any{
+				"id":           str("", "example", "key_01hzy3v6b5q6c8n9d0e1f2g3h4"),
+				"name":         str("", "example", "Finance Sync"),
+				"prefix":       str("The key's first characters, to tell keys apart.", "example", "slk_4fQz"),
+				"scopes":       map[string]any{"type": "array", "items": ref("Scope")},
+				"created_at":   dateTime(""),
+				"expires_at":   nullable(dateTime("")),
+				"last_used_at": nullable(dateTime("Updated at most about once a minute.")),
+				"revoked_at":   nullable(dateTime("For a rotated key, when its grace period ends.")),
+			}),
+		"KeyCreated": map[string]any{"allOf": []any{ref("Key"), obj("", []string{"key"}, map[string]any{
+			"key": str("The plaintext key. Shown only in this response: store it now.", "example", "slk_…"),
+		})}},
+		"KeyInput": obj("A new key.", []string{"name", "scopes"}, map[string]any{
+			"name":       str("", "example", "Finance Sync"),
+			"scopes":     map[string]any{"type": "array", "items": ref("Scope"), "minItems": 1},
+			"expires_at": nullable(dateTime("")),
+		}),
+		"KeyRotate": obj("How long the old key keeps working.", nil, map[string]any{
+			"grace_seconds": map[string]any{"type": "integer", "minimum": 0, "default": 0,
+				"description": "Seconds the old key stays valid; 0 revokes it at once."},
+		}),
+		"KeyList": list("Key"),
+	})
+}
+
 func (s *Service) keyRoutes() []route {
 	return []route{
 		{method: "POST", pattern: "/api/v1/keys", scope: apikey.ScopeAdmin, handle: s.createKey, tag: "keys", id: "createKey",

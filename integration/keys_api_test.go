@@ -250,5 +250,5 @@ func (w *captureWriter) Write(b []byte) (int, error) {
 // advanced it.
 type offsetClock struct{ offset atomic.Int64 }
 
-func (c *offsetClock) now() time.Time            { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *offsetClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *offsetClock) advance(d time.Duration) { c.offset.Add(int64(d)) }

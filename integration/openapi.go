@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
-	"strings"
 	"strconv"
+	"strings"
 
 	"github.com/smartlite/crmkit/apikey"
 )
@@ -46,49 +46,7 @@ var schemas = map[string]any{
 		"status": str("ok, or unavailable when the database does not answer.", "enum", []string{"ok", "unavailable"}),
 	}),
 	"OpenAPIDocument": obj("An OpenAPI 3.1 document.", nil, nil, "additionalProperties", true),
-	"Scope":           str("A key scope; ADMIN implies every other.", "enum", scopeNames()),
-	"Key": obj("An API key's metadata; the plaintext is never shown again after creation.",
-		[]string{"id", "name", "prefix", "scopes", "created_at"}, map[string]any{
-			"id":           str("", "example", "key_01hzy3v6b5q6c8n9d0e1f2g3h4"),
-			"name":         str("", "example", "Finance Sync"),
-			"prefix":       str("The key's first characters, to tell keys apart.", "example", "slk_4fQz"),
-			"scopes":       map[string]any{"type": "array", "items": ref("Scope")},
-			"created_at":   dateTime(""),
-			"expires_at":   nullable(dateTime("")),
-			"last_used_at": nullable(dateTime("Updated at most about once a minute.")),
-			"revoked_at":   nullable(dateTime("For a rotated key, when its grace period ends.")),
-		}),
-	"KeyCreated": map[string]any{"allOf": []any{ref("Key"), obj("", []string{"key"}, map[string]any{
-		"key": str("The plaintext key. Shown only in this response: store it now.", "example", "slk_…"),
-	})}},
-	"KeyInput": obj("A new key.", []string{"name", "scopes"}, map[string]any{
-		"name":       str("", "example", "Finance Sync"),
-		"scopes":     map[string]any{"type": "array", "items": ref("Scope"), "minItems": 1},
-		"expires_at": nullable(dateTime("")),
-	}),
-	"KeyRotate": obj("How long the old key keeps working.", nil, map[string]any{
-		"grace_seconds": map[string]any{"type": "integer", "minimum": 0, "default": 0,
-			"description": "Seconds the old key stays valid; 0 revokes it at once."},
-	}),
-	"KeyList": list("Key"),
-	"Change": obj("A field's value before and after a write.", []string{"from", "to"}, map[string]any{
-		"from": map[string]any{}, "to": map[string]any{},
-	}),
-	"Actor": obj("Who wrote.", []string{"kind", "id"}, map[string]any{
-		"kind": str("", "enum", []string{"api_key", "connector", "inbound_source", "user", "system"}),
-		"id":   str(""),
-	}),
-	"AuditEntry": obj("One write of one record.", []string{"id", "object", "record_id", "action", "source", "actor", "changes", "created_at"}, map[string]any{
-		"id":         str("", "example", "aud_01hzy3v6b5q6c8n9d0e1f2g3h4"),
-		"object":     str(""),
-		"record_id":  str(""),
-		"action":     str("", "enum", []string{"create", "update", "delete"}),
-		"source":     str("The path the write came by.", "enum", []string{"api", "bulk", "import", "inbound", "connector", "ui"}),
-		"actor":      ref("Actor"),
-		"changes":    map[string]any{"type": "object", "additionalProperties": ref("Change")},
-		"created_at": dateTime(""),
-	}),
-	"AuditList": list("AuditEntry"),
+	"AuditList":       list("AuditEntry"),
 }
 
 // addSchemas adds component schemas for a feature's routes.
@@ -254,7 +212,6 @@ func operation(rt route) map[string]any {
 	op["responses"] = responses
 	return op
 }
-
 
 // openAPI serves the document, built once at New.
 func (s *Service) openAPI(w http.ResponseWriter, _ *http.Request) error {
