@@ -12,6 +12,7 @@ import (
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/store"
 	"github.com/smartlite/crmkit/webhook"
+	"github.com/smartlite/crmkit/webhook/outbound"
 )
 
 // RecordPipeline is the one path every record write takes, whatever it came
@@ -46,12 +47,14 @@ type RecordPipeline interface {
 var _ RecordPipeline = (*records.Pipeline)(nil)
 
 // Store is the persistence crmkit needs: the records store the default
-// pipeline writes through, API keys, workspaces and plans, the audit log,
+// pipeline writes through, API keys, webhook endpoints and their delivery
+// log, workspaces and plans, the audit log,
 // the job queue on the same database, and event publication inside a
 // caller's transaction. *store.Store implements it on Postgres and SQLite.
 type Store interface {
 	records.Store
 	apikey.Store
+	outbound.Store
 	// CreateWorkspace stores a new workspace, giving it an id when it has none.
 	CreateWorkspace(ctx context.Context, w *records.Workspace) error
 	// SetWorkspacePlan moves a workspace to another plan.
