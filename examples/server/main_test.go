@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// server is the built reference server running as a child process.
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	stdout *bytes.Buffer
+	stderr *syncBuffer
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func buildServer(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "server")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(tb, err, "go build: %s", out)
+	return bin
+}
+
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// start runs bin in dir with args and waits until it listens.
+func start(tb testing.TB, bin, dir string, args ...string) *server {
+	tb.Helper()
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CRMKIT_ADDR=", "CRMKIT_DB=", "CRMKIT_REDIS=", "CRMKIT_ADMIN_KEY_FILE=")
+	s := &server{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout = s.stdout
+	pr, pw := io.Pipe()
+	cmd.Stderr = io.MultiWriter(s.stderr, pw)
+	require.NoError(tb, cmd.Start())
+	go func() { s.done <- cmd.Wait(); _ = pw.Close() }()
+	tb.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case addr := <-found:
+		s.url = "http://" + addr
+	case err := <-s.done:
+		tb.Fatalf("server exited before listening: %v\n%s", err, s.stderr.String())
+	case <-time.After(60 * time.Second):
+		tb.Fatalf("server did not start listening:\n%s", s.stderr.String())
+	}
+	return s
+}
+
+// stop sends SIGTERM and answers the exit code.
+func (s *server) stop(tb testing.TB) int {
+	tb.Helper()
+	require.NoError(tb, s.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-s.done:
+	case <-time.After(60 * time.Second):
+		tb.Fatal("server did not stop on SIGTERM")
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+func (s *server) call(tb testing.TB, method, path, key, body string) (int, map[string]any) {
+	tb.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	require.NoError(tb, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(tb, err)
+	var m map[string]any
+	if len(b) > 0 {
+		require.NoError(tb, json.Unmarshal(b, &m), "body: %s", b)
+	}
+	return resp.StatusCode, m
+}
+
+func TestServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	bin := buildServer(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "admin.key")
+
+	// First start: the default database file in the working directory, a
+	// workspace and an admin key, printed once and written to the file.
+	s := start(t, bin, dir, "-admin-key-file", keyFile)
+	info, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	b, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	admin := strings.TrimSpace(string(b))
+	require.True(t, strings.HasPrefix(admin, "slk_"))
+	require.Equal(t, 1, strings.Count(s.stdout.String(), admin), "the key is printed once")
+	_, err = os.Stat(filepath.Join(dir, "crmkit.db"))
+	require.NoError(t, err, "the default database file is crmkit.db in the working directory")
+
+	status, body := s.call(t, "GET", "/healthz", "", "")
+	require.Equal(t, 200, status)
+	require.Equal(t, "ok", body["status"])
+
+	status, body = s.call(t, "POST", "/api/v1/keys", admin, `{"name":"Finance Sync","scopes":["READ","WRITE"],"expires_at":null}`)
+	require.Equal(t, 201, status, "%v", body)
+	finance := body["key"].(string)
+	status, body = s.call(t, "POST", "/api/v1/records/opportunity", finance, `{"fields":{"name":"Acme Corp renewal","amount":48000,"stage":"Negotiation"}}`)
+	require.Equal(t, 201, status, "%v", body)
+	id := body["id"].(string)
+	status, body = s.call(t, "PATCH", "/api/v1/records/opportunity/"+id, finance, `{"fields":{"stage":"Closed Won"}}`)
+	require.Equal(t, 200, status, "%v", body)
+	require.NotEmpty(t, body["fields"].(map[string]any)["closed_at"])
+	status, _ = s.call(t, "GET", "/api/v1/records/opportunity", "", "")
+	require.Equal(t, 401, status)
+
+	require.Equal(t, 0, s.stop(t))
+	logs := s.stderr.String()
+	require.Contains(t, logs, "http request")
+	require.Contains(t, logs, "route=\"POST /api/v1/keys\"")
+	require.NotContains(t, logs, admin, "no key in the log")
+	require.NotContains(t, logs, finance, "no key in the log")
+	require.Contains(t, logs, "msg=stopped")
+
+	// Second start: the same database, nothing printed, the old key works.
+	s = start(t, bin, dir, "-admin-key-file", keyFile)
+	require.NotContains(t, s.stdout.String(), "slk_")
+	status, body = s.call(t, "GET", "/api/v1/records/opportunity/"+id, finance, "")
+	require.Equal(t, 200, status, "%v", body)
+	b, err = os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, admin, strings.TrimSpace(string(b)), "the key file is left alone after the first start")
+	require.Equal(t, 0, s.stop(t))
+}
+
+func TestServerEnvironment(t *testing.T) {
+	env := map[string]string{
+		"CRMKIT_ADDR":                   "127.0.0.1:9999",
+		"CRMKIT_DB":                     "/tmp/x.db",
+		"CRMKIT_REDIS":                  "localhost:6379",
+		"CRMKIT_ADMIN_KEY_FILE":         "/tmp/key",
+		"CRMKIT_ALLOW_PRIVATE_WEBHOOKS": "true",
+	}
+	o, err := parseOptions(nil, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, options{addr: "127.0.0.1:9999", db: "/tmp/x.db", redis: "localhost:6379", adminKeyFile: "/tmp/key", allowPrivateWebhooks: true}, o)
+
+	o, err = parseOptions([]string{"-addr", ":1", "-db", "postgres://db/crm"}, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, ":1", o.addr, "a flag wins over the environment")
+	require.Equal(t, "postgres://db/crm", o.db)
+
+	o, err = parseOptions(nil, func(string) string { return "" }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, options{addr: ":8080", db: "crmkit.db"}, o)
+
+	_, err = parseOptions([]string{"stray"}, func(string) string { return "" }, io.Discard)
+	require.Error(t, err)
+}
