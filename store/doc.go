@@ -19,14 +19,40 @@
 // with BEGIN IMMEDIATE (_txlock=immediate): a transaction holds the write
 // lock from its start, so two writers queue on busy_timeout instead of one of
 // them failing with SQLITE_BUSY when it upgrades a read lock, which SQLite
-// refuses at once whatever the timeout. The pool holds a few connections so
-// that reads run beside the one writer SQLite allows.
+// refuses at once whatever the timeout.
+//
+// The pool holds 4 connections (WithMaxOpenConns changes it). River's own
+// tests pin SQLite to one connection because deferred transactions failed
+// with SQLITE_BUSY; with immediate transactions several connections are
+// safe (the job client test writes from 30 goroutines while River works the
+// jobs, and River logs no failure). More than one connection lets reads run
+// beside the writer, and a read made outside a transaction while one is open
+// waits for nothing instead of deadlocking a one-connection pool.
+// BenchmarkSQLitePool measured, on a shared 2-core machine, about 1.9 ms per
+// write transaction with 1 connection and 1.3 ms with 2 to 8, and no clear
+// difference for a mix of 80% reads.
+//
+// In-memory SQLite is refused: each pooled connection would open a database
+// of its own.
 //
 // # Transactions
 //
 // InTx puts its transaction in the context it hands fn; the store's reads
-// given that context read inside the transaction. Code of other features in
-// this package queries through IDB(ctx) for the same reason.
+// given that context read inside the transaction, and an InTx given that
+// context runs as a savepoint. Code of other features in this package
+// queries through IDB(ctx) for the same reason.
+//
+// Duplicates (external ids, unique values, ids) are found with INSERT … ON
+// CONFLICT DO NOTHING, so they come back as errors wrapping
+// records.ErrDuplicate without aborting a Postgres transaction; a unique
+// violation raised anyway (a concurrent writer) is mapped to the same error.
+//
+// # Migrations
+//
+// migrations/postgres and migrations/sqlite hold the same file names (a test
+// checks it), one numbered file per feature, applied in name order and
+// recorded in schema_migrations. River's migrations follow, through
+// rivermigrate.
 //
 // # Jobs
 //
