@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -137,6 +138,9 @@ func (p *Pipeline) Batch(ctx context.Context, items []BatchItem, opts BatchOptio
 		if err != nil {
 			if opts.AllOrNone {
 				if failed != nil && !last && p.retryable(failed, err) {
+					if err := backoff(ctx, attempt); err != nil {
+						return abortAll(results, -1, err)
+					}
 					continue
 				}
 				idx := -1
@@ -160,8 +164,31 @@ func (p *Pipeline) Batch(ctx context.Context, items []BatchItem, opts BatchOptio
 			}
 		}
 		pending = retry
+		if len(pending) > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				for _, i := range pending {
+					results[i] = BatchResult{Err: err}
+				}
+				return results, err
+			}
+		}
 	}
 	return results, nil
+}
+
+// backoff waits a random time that grows with attempt before a write that
+// lost a race is tried again, so racing writers spread out instead of
+// colliding again.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func aborted(row int) error {

@@ -79,7 +79,7 @@ type planEntry struct {
 // maxAttempts bounds how often a write that lost a race (a version conflict
 // with no ExpectedVersion, a concurrent upsert of the same external id) is
 // tried again on fresh state.
-const maxAttempts = 5
+const maxAttempts = 10
 
 // NewPipeline compiles the objects' validation rules and indexes the
 // workflow rules. It fails on an invalid schema or rule, so that a bad
