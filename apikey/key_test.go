@@ -3,6 +3,7 @@ package apikey
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -116,7 +117,7 @@ func TestScopes(t *testing.T) {
 		{nil, ScopeRead, false},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.need), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%v grants %s", tt.have, tt.need), func(t *testing.T) {
 			require.Equal(t, tt.grant, Grants(tt.have, tt.need))
 		})
 	}
