@@ -273,18 +273,30 @@ func (s *Service) health(w http.ResponseWriter, r *http.Request) error {
 // chain wraps a route's handler in its middleware: the access log, then for
 // routes with a scope, Authenticate, the rate limit and RequireScope.
 func (s *Service) chain(rt route) http.Handler {
-	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := s.bare(rt)
+	if rt.scope != "" {
+		h = s.guard(rt.scope, h)
+	}
+	return s.accessLog(h)
+}
+
+// bare is a route's handler alone, its errors answered as problems.
+func (s *Service) bare(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := rt.handle(w, r); err != nil {
 			s.writeError(w, r, err)
 		}
 	})
-	if rt.scope != "" {
-		h = apikey.RequireScope(rt.scope)(h)
-		h = s.limiter.Middleware(h)
-		h = noteKey(h)
-		h = apikey.Authenticate(s.keys)(h)
-	}
-	return s.accessLog(h)
+}
+
+// guard puts h behind Authenticate, the rate limit and RequireScope(scope).
+// The rate limit comes before the scope check so that a key hammering a
+// route it may not use is limited like any other.
+func (s *Service) guard(scope apikey.Scope, h http.Handler) http.Handler {
+	h = apikey.RequireScope(scope)(h)
+	h = s.limiter.Middleware(h)
+	h = noteKey(h)
+	return apikey.Authenticate(s.keys)(h)
 }
 
 func workspaceOf(r *http.Request) string {

@@ -261,12 +261,34 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		}
 		now := l.cfg.Clock()
 		secs := ceilSeconds(res.Reset.Sub(now))
+		// This runs on every request, so it allocates twice rather than a
+		// dozen times: the header names are written in their canonical form
+		// straight into the map (Header.Set would allocate a canonical copy
+		// of each mixed-case name), the values computed per request are cut
+		// from one string, and the five values share one backing array.
+		var buf [128]byte
+		b := append(buf[:0], p.quoted...)
+		b = append(b, ";r="...)
+		b = strconv.AppendUint(b, res.Remaining, 10)
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, secs, 10)
+		endRateLimit := len(b)
+		b = strconv.AppendUint(b, res.Remaining, 10)
+		endRemaining := len(b)
+		b = strconv.AppendInt(b, ceilUnix(res.Reset), 10)
+		all := string(b)
+		vals := make([]string, 5)
+		vals[0] = p.policy
+		vals[1] = all[:endRateLimit]
+		vals[2] = p.limit
+		vals[3] = all[endRateLimit:endRemaining]
+		vals[4] = all[endRemaining:]
 		h := w.Header()
-		h.Set("RateLimit-Policy", p.policy)
-		h.Set("RateLimit", p.quoted+";r="+strconv.FormatUint(res.Remaining, 10)+";t="+strconv.FormatInt(secs, 10))
-		h.Set("X-RateLimit-Limit", p.limit)
-		h.Set("X-RateLimit-Remaining", strconv.FormatUint(res.Remaining, 10))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(ceilUnix(res.Reset), 10))
+		h[hdrPolicy] = vals[0:1:1]
+		h[hdrRateLimit] = vals[1:2:2]
+		h[hdrLimit] = vals[2:3:3]
+		h[hdrRemaining] = vals[3:4:4]
+		h[hdrReset] = vals[4:5:5]
 		if !res.OK {
 			h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 			problem.Write(w, problem.Details{
@@ -279,6 +301,16 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// The canonical forms (http.CanonicalHeaderKey) of the headers every
+// limited response carries.
+const (
+	hdrPolicy    = "Ratelimit-Policy"
+	hdrRateLimit = "Ratelimit"
+	hdrLimit     = "X-Ratelimit-Limit"
+	hdrRemaining = "X-Ratelimit-Remaining"
+	hdrReset     = "X-Ratelimit-Reset"
+)
 
 func windowText(d time.Duration) string {
 	switch d {
