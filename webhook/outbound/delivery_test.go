@@ -1,0 +1,499 @@
+package outbound_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/records"
+	"github.com/smartlite/crmkit/webhook"
+	"github.com/smartlite/crmkit/webhook/outbound"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestFanoutToMatchingEndpointsOnly(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+		rv := newReceiver(t)
+		type want struct{ closed, negotiation, account int }
+		endpoints := []struct {
+			name string
+			in   outbound.EndpointInput
+			want want
+		}{
+			{"closed-won", outbound.EndpointInput{Events: []string{"record.updated"}, Objects: []string{"opportunity"},
+				Condition: &outbound.Condition{Field: "stage", ChangedTo: "Closed Won"}}, want{1, 0, 0}},
+			{"everything", outbound.EndpointInput{Events: []string{"*"}}, want{1, 1, 1}},
+			{"created", outbound.EndpointInput{Events: []string{"record.created"}}, want{0, 0, 1}},
+			{"accounts", outbound.EndpointInput{Events: []string{"record.*"}, Objects: []string{"account"}}, want{0, 0, 1}},
+			{"deleted", outbound.EndpointInput{Events: []string{"record.deleted"}}, want{0, 0, 0}},
+			{"disabled", outbound.EndpointInput{Events: []string{"*"}, Enabled: ptr(false)}, want{0, 0, 0}},
+		}
+		ids := map[string]string{}
+		for _, ep := range endpoints {
+			ep.in.URL = rv.URL + "/" + ep.name
+			e, _ := h.endpoint(ep.in)
+			ids[ep.name] = e.ID
+		}
+		closed := closedWon(h.ws)
+		negotiation := opportunityEvent(h.ws, records.EventUpdated, map[string]records.Change{"stage": {From: "Qualification", To: "Negotiation"}})
+		account := &records.Event{Workspace: h.ws, Type: records.EventCreated, Object: "account",
+			Record: &records.Record{ID: records.NewID("rec"), Object: "account", Version: 1, Fields: records.Fields{"name": "Acme"}},
+			Source: records.SourceImport, Actor: records.Actor{Kind: "user", ID: "u1"}}
+		h.emit(closed)
+		h.emit(negotiation, account)
+		h.waitFanout()
+
+		for _, ep := range endpoints {
+			t.Run(ep.name, func(t *testing.T) {
+				wantEvents := map[string]bool{}
+				if ep.want.closed > 0 {
+					wantEvents[closed.ID] = true
+				}
+				if ep.want.negotiation > 0 {
+					wantEvents[negotiation.ID] = true
+				}
+				if ep.want.account > 0 {
+					wantEvents[account.ID] = true
+				}
+				require.Eventually(t, func() bool {
+					return len(rv.byPath("/"+ep.name)) >= len(wantEvents)
+				}, waitTimeout, 20*time.Millisecond)
+				ds := h.deliveries(ids[ep.name])
+				require.Len(t, ds, len(wantEvents), "one delivery per matching event, no more")
+				for _, d := range ds {
+					require.True(t, wantEvents[d.EventID], "unexpected delivery of %s", d.EventID)
+				}
+				got := map[string]bool{}
+				for _, r := range rv.byPath("/" + ep.name) {
+					got[r.header.Get("webhook-id")] = true
+				}
+				require.Equal(t, wantEvents, got)
+			})
+		}
+	})
+}
+
+// refSmartLite computes X-SmartLite-Signature as DESIGN section 7 states
+// it: HMAC-SHA256 keyed with the whole secret string over "<t>.<body>", in
+// hex.
+func refSmartLite(secret, t string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(t + "." + string(body)))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// refStandard computes a Standard Webhooks signature from the published
+// specification: the secret's part after "whsec_" is base64-decoded into
+// the key; the signed content is "<msg_id>.<timestamp>.<payload>"; the
+// signature is base64 of the HMAC-SHA256, sent as "v1,<sig>".
+func refStandard(t *testing.T, secret, id, ts string, body []byte) string {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	require.NoError(t, err)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "." + ts + "." + string(body)))
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+func TestPayloadAndHeaders(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+		rv := newReceiver(t)
+		e, secret := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"record.updated"}})
+		require.True(t, strings.HasPrefix(secret, "whsec_"))
+		ev := closedWon(h.ws)
+		h.emit(ev)
+		d := h.waitDelivery(e.ID, outbound.StatusSucceeded)
+		reqs := rv.got()
+		require.Len(t, reqs, 1)
+		r := reqs[0]
+
+		stored, err := h.st.GetEvent(context.Background(), h.ws, ev.ID)
+		require.NoError(t, err)
+		want, err := json.Marshal(stored)
+		require.NoError(t, err)
+		require.JSONEq(t, string(want), string(r.body))
+		require.Equal(t, string(want), string(r.body), "the payload is the event's JSON, byte for byte")
+
+		var payload struct {
+			ID, Type, CreatedAt, WorkspaceID string `json:"-"`
+			Data                             struct {
+				Object string `json:"object"`
+				Record struct {
+					ID      string         `json:"id"`
+					Version int64          `json:"version"`
+					Fields  map[string]any `json:"fields"`
+				} `json:"record"`
+				Changes map[string]struct{ From, To any } `json:"changes"`
+				Source  string                            `json:"source"`
+				Actor   struct{ Kind, ID string }         `json:"actor"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(r.body, &payload))
+		var top map[string]any
+		require.NoError(t, json.Unmarshal(r.body, &top))
+		require.Equal(t, ev.ID, top["id"])
+		require.Equal(t, "record.updated", top["type"])
+		require.Equal(t, h.ws, top["workspace_id"])
+		_, err = time.Parse(time.RFC3339Nano, top["created_at"].(string))
+		require.NoError(t, err)
+		require.Equal(t, "opportunity", payload.Data.Object)
+		require.Equal(t, ev.Record.ID, payload.Data.Record.ID)
+		require.Equal(t, int64(2), payload.Data.Record.Version)
+		require.Equal(t, "Closed Won", payload.Data.Changes["stage"].To)
+		require.Equal(t, "Negotiation", payload.Data.Changes["stage"].From)
+		require.Equal(t, "api", payload.Data.Source)
+		require.Equal(t, "key_test", payload.Data.Actor.ID)
+
+		require.Equal(t, "application/json", r.header.Get("Content-Type"))
+		require.Equal(t, outbound.DefaultUserAgent, r.header.Get("User-Agent"))
+		require.Equal(t, "record.updated", r.header.Get("X-SmartLite-Event"))
+		require.Equal(t, d.ID, r.header.Get("X-SmartLite-Delivery"))
+		require.Equal(t, ev.ID, r.header.Get("webhook-id"))
+
+		ts := r.header.Get("webhook-timestamp")
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		require.NoError(t, err)
+		require.WithinDuration(t, time.Now(), time.Unix(sec, 0), time.Minute)
+		require.Equal(t, "t="+ts+",v1="+refSmartLite(secret, ts, r.body), r.header.Get("X-SmartLite-Signature"))
+		require.Equal(t, refStandard(t, secret, ev.ID, ts, r.body), r.header.Get("webhook-signature"))
+		require.NoError(t, webhook.Verify(r.header, r.body, []string{secret}))
+
+		require.Len(t, d.Attempts, 1)
+		a := d.Attempts[0]
+		require.Equal(t, 1, a.Number)
+		require.Equal(t, 200, a.StatusCode)
+		require.Equal(t, outbound.TriggerScheduled, a.Trigger)
+		require.Empty(t, a.Error)
+	})
+}
+
+func TestReceiverDownThenBack(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		// Three quick retries while the receiver is down, then room to bring
+		// it back before the next.
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true,
+			Schedule: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 2 * time.Second, 2 * time.Second, 2 * time.Second}})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+
+		e, _ := h.endpoint(outbound.EndpointInput{URL: "http://" + addr + "/hook", Events: []string{"*"}})
+		h.emit(closedWon(h.ws))
+		require.Eventually(t, func() bool {
+			ds := h.deliveries(e.ID)
+			return len(ds) == 1 && ds[0].AttemptCount >= 3
+		}, waitTimeout, 20*time.Millisecond)
+
+		ln, err = net.Listen("tcp", addr)
+		require.NoError(t, err)
+		var hits int
+		var mu sync.Mutex
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			mu.Lock()
+			hits++
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		srv.Listener = ln
+		srv.Start()
+		defer srv.Close()
+
+		d := h.waitDelivery(e.ID, outbound.StatusSucceeded)
+		require.GreaterOrEqual(t, len(d.Attempts), 4)
+		last := d.Attempts[len(d.Attempts)-1]
+		require.Equal(t, 204, last.StatusCode)
+		for i, a := range d.Attempts[:len(d.Attempts)-1] {
+			require.Equal(t, i+1, a.Number)
+			require.Equal(t, outbound.ErrorKindRefused, a.ErrorKind, "attempt %d", a.Number)
+			require.Zero(t, a.StatusCode)
+			require.Equal(t, outbound.TriggerScheduled, a.Trigger)
+		}
+		ep, err := h.svc.Get(context.Background(), h.ws, e.ID)
+		require.NoError(t, err)
+		require.Nil(t, ep.FailingSince, "a success ends the failing period")
+		mu.Lock()
+		require.Equal(t, 1, hits)
+		mu.Unlock()
+	})
+}
+
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Schedule: []time.Duration{50 * time.Millisecond}})
+		rv := newReceiver(t)
+		rv.setRespond(func(_ int, w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hook" {
+				http.Redirect(w, r, "/elsewhere", http.StatusFound)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+		h.emit(closedWon(h.ws))
+		d := h.waitDelivery(e.ID, outbound.StatusFailed)
+		require.Len(t, d.Attempts, 2, "two attempts: the first and one retry")
+		for _, a := range d.Attempts {
+			require.Equal(t, http.StatusFound, a.StatusCode)
+			require.Equal(t, outbound.ErrorKindRedirect, a.ErrorKind)
+			require.Contains(t, a.Error, "/elsewhere")
+			require.Equal(t, "/elsewhere", a.Headers.Get("Location"))
+		}
+		require.Empty(t, rv.byPath("/elsewhere"))
+	})
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+		rv := newReceiver(t)
+		rv.setRespond(func(n int, w http.ResponseWriter, _ *http.Request) {
+			if n == 1 {
+				w.Header().Set("Retry-After", "2")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = w.Write([]byte(`{"error":"slow down"}`))
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+		h.emit(closedWon(h.ws))
+		d := h.waitDelivery(e.ID, outbound.StatusSucceeded)
+		require.Len(t, d.Attempts, 2)
+		require.Equal(t, 429, d.Attempts[0].StatusCode)
+		require.Equal(t, `{"error":"slow down"}`, d.Attempts[0].Body)
+		require.Equal(t, "2", d.Attempts[0].Headers.Get("Retry-After"))
+		reqs := rv.got()
+		require.Len(t, reqs, 2)
+		// The schedule alone would retry after 100 ms.
+		require.GreaterOrEqual(t, reqs[1].at.Sub(reqs[0].at), 2*time.Second)
+	})
+}
+
+func TestGoneDisablesEndpoint(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+		rv := newReceiver(t)
+		rv.setRespond(func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) })
+		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+		h.emit(closedWon(h.ws))
+		d := h.waitDelivery(e.ID, outbound.StatusFailed)
+		require.Len(t, d.Attempts, 1, "410 is final: no retry")
+		ep, err := h.svc.Get(context.Background(), h.ws, e.ID)
+		require.NoError(t, err)
+		require.False(t, ep.Enabled)
+		require.NotNil(t, ep.DisabledAt)
+		require.Contains(t, ep.DisabledReason, "410")
+		require.Contains(t, h.logs.String(), `"event":"webhook.endpoint_disabled"`)
+
+		h.emit(closedWon(h.ws))
+		h.waitFanout()
+		require.Len(t, h.deliveries(e.ID), 1, "a disabled endpoint gets no new deliveries")
+
+		// Enabling it again clears the disabled state.
+		ep, err = h.svc.Update(context.Background(), h.ws, e.ID, func(in *outbound.EndpointInput) error {
+			in.Enabled = ptr(true)
+			return nil
+		})
+		require.NoError(t, err)
+		require.True(t, ep.Enabled)
+		require.Nil(t, ep.DisabledAt)
+		require.Empty(t, ep.DisabledReason)
+	})
+}
+
+func TestDisabledAfterFailingPeriod(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, DisableAfter: 5 * 24 * time.Hour})
+		rv := newReceiver(t)
+		// The first attempt fails at T; while it is in flight six days pass,
+		// so the retry fails at T+6d, past the disable period.
+		rv.setRespond(func(n int, w http.ResponseWriter, _ *http.Request) {
+			if n == 1 {
+				h.clock.Advance(6 * 24 * time.Hour)
+			}
+			w.WriteHeader(http.StatusInternalServerError)
+		})
+		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+		h.emit(closedWon(h.ws))
+		d := h.waitDelivery(e.ID, outbound.StatusFailed)
+		require.Len(t, d.Attempts, 2, "disabled at the second failure, before retries ran out")
+		ep, err := h.svc.Get(context.Background(), h.ws, e.ID)
+		require.NoError(t, err)
+		require.False(t, ep.Enabled)
+		require.Contains(t, ep.DisabledReason, "failing without a success since")
+		logs := h.logs.String()
+		require.Contains(t, logs, `"event":"webhook.endpoint_disabled"`)
+		require.Contains(t, logs, e.ID)
+	})
+}
+
+func TestRedeliverAndReplay(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Schedule: []time.Duration{50 * time.Millisecond}})
+		rv := newReceiver(t)
+		var up sync.Map
+		rv.setRespond(func(_ int, w http.ResponseWriter, _ *http.Request) {
+			if _, ok := up.Load("up"); ok {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			w.WriteHeader(http.StatusBadGateway)
+		})
+		start := time.Now().Add(-time.Minute)
+		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+		first, second := closedWon(h.ws), closedWon(h.ws)
+		h.emit(first)
+		h.emit(second)
+		require.Eventually(t, func() bool {
+			ds := h.deliveries(e.ID)
+			return len(ds) == 2 && ds[0].Status == outbound.StatusFailed && ds[1].Status == outbound.StatusFailed
+		}, waitTimeout, 20*time.Millisecond)
+		failed, _, err := h.svc.Deliveries(ctx, outbound.DeliveryQuery{Workspace: h.ws, Status: outbound.StatusFailed, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, failed, 2)
+		up.Store("up", true)
+
+		// Redeliver one by hand.
+		byEvent := map[string]*outbound.Delivery{}
+		for _, d := range failed {
+			byEvent[d.EventID] = d
+		}
+		d, err := h.svc.Redeliver(ctx, h.ws, byEvent[first.ID].ID)
+		require.NoError(t, err)
+		require.Equal(t, outbound.StatusPending, d.Status)
+		require.Eventually(t, func() bool {
+			d, err = h.svc.Delivery(ctx, h.ws, byEvent[first.ID].ID)
+			return err == nil && d.Status == outbound.StatusSucceeded
+		}, waitTimeout, 20*time.Millisecond)
+		require.Len(t, d.Attempts, 3)
+		require.Equal(t, outbound.TriggerManual, d.Attempts[2].Trigger)
+		require.Equal(t, 200, d.Attempts[2].StatusCode)
+
+		// Replay everything failed since a time: only the other one is left.
+		n, err := h.svc.Replay(ctx, h.ws, start, "")
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.Eventually(t, func() bool {
+			d, err = h.svc.Delivery(ctx, h.ws, byEvent[second.ID].ID)
+			return err == nil && d.Status == outbound.StatusSucceeded
+		}, waitTimeout, 20*time.Millisecond)
+		require.Equal(t, outbound.TriggerReplay, d.Attempts[len(d.Attempts)-1].Trigger)
+		n, err = h.svc.Replay(ctx, h.ws, start, e.ID)
+		require.NoError(t, err)
+		require.Zero(t, n)
+
+		_, err = h.svc.Redeliver(ctx, "ws_other", d.ID)
+		require.ErrorIs(t, err, records.ErrNotFound)
+	})
+}
+
+func TestRetentionPrune(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Retention: 7 * 24 * time.Hour})
+		rv := newReceiver(t)
+		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+		h.emit(closedWon(h.ws))
+		h.waitDelivery(e.ID, outbound.StatusSucceeded)
+		require.Len(t, h.svc.PeriodicJobs(), 1)
+
+		n, err := h.svc.Prune(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n, "within the retention period")
+		h.clock.Advance(8 * 24 * time.Hour)
+		n, err = h.svc.Prune(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), n)
+		require.Empty(t, h.deliveries(e.ID))
+	})
+}
+
+func TestRotationGraceSignsWithBothSecrets(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+		rv := newReceiver(t)
+		e, oldSecret := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+		_, newSecret, err := h.svc.RotateSecret(ctx, h.ws, e.ID, time.Hour)
+		require.NoError(t, err)
+		require.NotEqual(t, oldSecret, newSecret)
+
+		ev := closedWon(h.ws)
+		h.emit(ev)
+		h.waitDelivery(e.ID, outbound.StatusSucceeded)
+		r := rv.got()[0]
+		ts := r.header.Get("webhook-timestamp")
+		require.Equal(t, fmt.Sprintf("t=%s,v1=%s,v1=%s", ts, refSmartLite(newSecret, ts, r.body), refSmartLite(oldSecret, ts, r.body)),
+			r.header.Get("X-SmartLite-Signature"))
+		require.Equal(t, refStandard(t, newSecret, ev.ID, ts, r.body)+" "+refStandard(t, oldSecret, ev.ID, ts, r.body),
+			r.header.Get("webhook-signature"))
+		standardOnly := r.header.Clone()
+		standardOnly.Del("X-SmartLite-Signature")
+		for _, secret := range []string{oldSecret, newSecret} {
+			require.NoError(t, webhook.Verify(r.header, r.body, []string{secret}))
+			require.NoError(t, webhook.Verify(standardOnly, r.body, []string{secret}))
+		}
+
+		// Once the grace period is over only the new secret signs.
+		h.clock.Advance(2 * time.Hour)
+		h.emit(closedWon(h.ws))
+		require.Eventually(t, func() bool { return len(rv.got()) == 2 }, waitTimeout, 20*time.Millisecond)
+		r = rv.got()[1]
+		require.Equal(t, 1, strings.Count(r.header.Get("X-SmartLite-Signature"), "v1="))
+		require.NoError(t, webhook.Verifier{Secrets: []string{newSecret}, Clock: h.clock.Now}.Verify(r.header, r.body))
+		require.ErrorIs(t, webhook.Verifier{Secrets: []string{oldSecret}, Clock: h.clock.Now}.Verify(r.header, r.body), webhook.ErrInvalidSignature)
+	})
+}
+
+func TestTwoReplicasDeliverOnce(t *testing.T) {
+	dsn := testdb.PostgresDSN(t)
+	h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+	first := h.svc
+	h.start(outbound.Config{AllowPrivate: true})
+	rv := newReceiver(t)
+	e, _, err := first.Create(context.Background(), h.ws, outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+	require.NoError(t, err)
+	const n = 100
+	for range n {
+		h.emit(closedWon(h.ws))
+	}
+	require.Eventually(t, func() bool {
+		ds := h.deliveries(e.ID)
+		if len(ds) != n {
+			return false
+		}
+		for _, d := range ds {
+			if d.Status != outbound.StatusSucceeded {
+				return false
+			}
+		}
+		return true
+	}, waitTimeout, 50*time.Millisecond)
+	seen := map[string]int{}
+	for _, r := range rv.got() {
+		seen[r.header.Get("webhook-id")]++
+	}
+	require.Len(t, seen, n)
+	for id, c := range seen {
+		require.Equal(t, 1, c, "event %s delivered %d times", id, c)
+	}
+}

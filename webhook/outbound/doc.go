@@ -1,0 +1,94 @@
+// Package outbound delivers record events to the webhook endpoints of each
+// workspace: durably, at least once, signed, with a log of every attempt.
+//
+// # Endpoints
+//
+// An Endpoint names a URL, the event types it wants ("record.created",
+// "record.updated", "record.deleted", "record.*" or "*"), optionally the
+// objects it wants and a Condition such as "stage changed to Closed Won",
+// which matches the update that made the change and not the ones after it.
+// Service.Create answers the endpoint's secret ("whsec_" and base64 of 32
+// random bytes) once; it is stored so deliveries can be signed, and never
+// shown again. RotateSecret issues a new one; for the grace period the
+// caller chooses both secrets sign every delivery, so a receiver can switch
+// without dropping any. The object names an endpoint lists are not checked
+// against the schema: an endpoint may be registered before its object is.
+//
+// # Delivery
+//
+// The store enqueues a records.FanoutArgs job in the transaction of every
+// record write. Its worker loads the enabled endpoints of the workspace and,
+// for each that matches, creates a Delivery row and a DeliverArgs job in one
+// transaction; a delivery is unique per (event, endpoint), so a fan-out that
+// runs again after a crash adds nothing. The delivery worker POSTs the
+// event's JSON (records.Event's MarshalJSON) with the signature headers of
+// package webhook (X-SmartLite-Signature; webhook-id, which is the event id,
+// webhook-timestamp and webhook-signature of Standard Webhooks) and
+// X-SmartLite-Event, X-SmartLite-Delivery, User-Agent and Content-Type.
+// Each attempt is signed at the time it is made, so a retry hours later is
+// still within a receiver's tolerance.
+//
+// A 2xx answer within the timeout (10 s by default) is success. Anything else
+// is a failed attempt: other statuses, redirects (never followed: a public
+// URL could otherwise bounce a delivery to a private address), timeouts and
+// network errors, which the log classifies (dns, refused, timeout, tls,
+// connection, blocked_address, network). Failed attempts are retried after
+// the waits of Config.Schedule (DefaultSchedule: 5 s, 5 min, 30 min, 2 h,
+// 5 h, 10 h, 10 h), each lengthened by up to Config.Jitter of itself; a 429
+// or 503 with Retry-After waits what the receiver asked instead (up to a
+// day). When retries run out the delivery is failed. A 410 Gone disables the
+// endpoint at once; so does failing without a single success for
+// Config.DisableAfter (5 days by default). Either way the endpoint records
+// when and why, and a log line with event=webhook.endpoint_disabled is
+// written at warning level.
+//
+// Delivery is at least once: a process killed mid-attempt leaves its job
+// running in River's table, and River's rescuer hands it to another process
+// after RiverRescueStuckJobsAfter. Receivers deduplicate by webhook-id.
+//
+// # The delivery log
+//
+// Every attempt is kept with its number, time, duration, status code,
+// response headers, the first 4 KiB of the response body (as valid UTF-8) or
+// the classified error, and its trigger: scheduled (fan-out and retries),
+// manual (Redeliver, and SendTest, which is answered directly and not kept),
+// or replay (Replay, which sends again every failed delivery since a time).
+// Finished deliveries older than Config.Retention (30 days by default) are
+// removed by a periodic job; pending ones are kept until they finish.
+//
+// # Addresses
+//
+// Endpoint URLs must be http or https. An AddressPolicy refuses loopback,
+// private, link-local, shared, multicast, unspecified, reserved and cloud
+// metadata addresses twice: when an endpoint is registered (every address its
+// host resolves to), and when a delivery connects (net.Dialer's Control sees
+// the address actually dialled, which defeats DNS rebinding). Proxies from the
+// environment are not used, since a proxy would connect unchecked.
+// Config.AllowPrivate opts into loopback, private, link-local and shared
+// addresses for local testing (the reference server's -allow-private-webhooks
+// flag); metadata, multicast, unspecified and reserved addresses stay refused
+// even then. Registration refusals are *records.ValidationError on the url
+// field, which the API answers 422, naming the flag.
+//
+// # Running it
+//
+// The host owns the River client. Register the workers, add PeriodicJobs,
+// let RiverConfig fill in the settings prompt delivery needs, create the
+// client on the store, then hand it to SetClient:
+//
+//	workers := river.NewWorkers()
+//	if err := svc.Register(workers); err != nil { ... }
+//	cfg := &river.Config{Workers: workers, PeriodicJobs: svc.PeriodicJobs()}
+//	svc.RiverConfig(cfg)
+//	client, err := st.NewJobClient(cfg)
+//	svc.SetClient(client)
+//	err = client.Start(ctx)
+//
+// River's database/sql drivers cannot LISTEN for new jobs, so they poll;
+// RiverConfig sets a 20 ms poll interval, which keeps commit-to-delivery
+// latency at tens of milliseconds for a handful of cheap queries a second.
+// Deliveries run on their own queue (DefaultQueue, RiverMaxWorkers workers per
+// process) so that slow receivers never hold up fan-out or other jobs.
+// Several processes on one Postgres share the work: each job is locked by
+// one of them, so each delivery is made once, not once per process.
+package outbound
