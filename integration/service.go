@@ -170,6 +170,11 @@ func (s *Service) InvalidatePlan(workspace string) { s.plans.invalidate(workspac
 // workers bundle.
 var jobSetups []func(s *Service, w *river.Workers) ([]*river.PeriodicJob, error)
 
+// jobConfigs adjust the River client's configuration before Start creates
+// it (poll intervals, rescue time, a feature's own queue); a feature appends
+// one from an init function in its own file, like jobSetups.
+var jobConfigs []func(s *Service, cfg *river.Config)
+
 // Start starts working background jobs (webhook deliveries and the like) on
 // the store's database, and returns once the job client runs. Without any
 // registered worker there is nothing to work and Start does nothing, which
@@ -196,12 +201,16 @@ func (s *Service) Start(ctx context.Context) error {
 	if len(queues) == 0 {
 		queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}}
 	}
-	client, err := s.store.NewJobClient(&river.Config{
+	rc := &river.Config{
 		Workers:      workers,
 		Queues:       queues,
 		PeriodicJobs: periodic,
 		Logger:       s.log,
-	})
+	}
+	for _, tune := range jobConfigs {
+		tune(s, rc)
+	}
+	client, err := s.store.NewJobClient(rc)
 	if err != nil {
 		return fmt.Errorf("integration: job client: %w", err)
 	}
