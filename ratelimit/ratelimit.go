@@ -26,6 +26,10 @@
 //
 // Memory stores are the default and count per process; the redisstore
 // subpackage shares counts between replicas.
+//
+// The middleware goes after apikey.Authenticate, so that Config.Key can read
+// the principal. Placed before apikey.RequireScope, it also counts (and
+// labels with the headers) answers refused for a missing scope.
 package ratelimit
 
 import (
