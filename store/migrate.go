@@ -86,7 +86,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	m, err := rivermigrate.New(s.riverDriver(), &rivermigrate.Config{})
+	m, err := rivermigrate.New(s.riverDriver(), &rivermigrate.Config{Logger: s.cfg.logger})
 	if err != nil {
 		return err
 	}
@@ -134,11 +134,17 @@ func (s *Store) applyOwn(ctx context.Context, tx bun.Tx) error {
 	return nil
 }
 
+// migrateRiverTx applies River's SQLite migrations inside tx. River
+// deprecates MigrateTx because some of its Postgres migrations cannot share a
+// transaction; its SQLite ones can (TestMigrate applies them all at once from
+// several openers), and the transaction is what serialises processes opening
+// the same SQLite file, which no other lock does without blocking the pool.
 func (s *Store) migrateRiverTx(ctx context.Context, tx *sql.Tx) error {
-	m, err := rivermigrate.New(s.riverDriver(), &rivermigrate.Config{})
+	m, err := rivermigrate.New(s.riverDriver(), &rivermigrate.Config{Logger: s.cfg.logger})
 	if err != nil {
 		return err
 	}
+	//lint:ignore SA1019 see the function comment: safe for River's SQLite migrations.
 	if _, err = m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("river: %w", err)
 	}

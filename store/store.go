@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type config struct {
 	migrate        bool
 	maxOpenConns   int
 	sqliteBusyWait time.Duration
+	logger         *slog.Logger
 }
 
 // Option tunes Open.
@@ -57,6 +59,10 @@ func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = 
 func WithSQLiteBusyTimeout(d time.Duration) Option {
 	return func(c *config) { c.sqliteBusyWait = d }
 }
+
+// WithLogger sets the logger River's migrator and insert-only client log to;
+// River's default logs warnings to standard output.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // Open connects to the database named by dsn, applies the embedded migrations
 // (crmkit's and River's) unless WithoutMigrate is given, and prepares an
@@ -114,7 +120,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
-	jobs, err := river.NewClient(s.riverDriver(), &river.Config{})
+	jobs, err := river.NewClient(s.riverDriver(), &river.Config{Logger: cfg.logger})
 	if err != nil {
 		_ = s.sqldb.Close()
 		return nil, fmt.Errorf("store: river insert client: %w", err)
