@@ -40,7 +40,8 @@ func (k *Key) activeAt(now time.Time) error {
 	return nil
 }
 
-// Principal is the caller a verified key stands for.
+// Principal is the caller a verified key stands for. Its Scopes slice is
+// shared with the verification cache: read it, do not modify it.
 type Principal struct {
 	KeyID     string
 	Workspace string
