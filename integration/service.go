@@ -16,6 +16,7 @@ import (
 	"github.com/smartlite/crmkit/ratelimit"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/webhook"
+	"github.com/smartlite/crmkit/webhook/outbound"
 )
 
 // Config configures a Service. Store is required; every other field has a
@@ -60,6 +61,10 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhook endpoints target loopback, private
 	// and link-local addresses, for local testing only.
 	AllowPrivateWebhooks bool
+	// Webhooks tunes outbound delivery: retry schedule, timeout, disable
+	// period, retention. Its Store, Logger, Clock and Signer come from this
+	// Config, and AllowPrivateWebhooks sets its AllowPrivate.
+	Webhooks outbound.Config
 	// Queues are the River queues this process works. Default: the default
 	// queue with 10 workers.
 	Queues map[string]river.QueueConfig
@@ -82,6 +87,7 @@ type Service struct {
 	limiter  *ratelimit.Limiter
 	plans    *planCache
 	signer   Signer
+	webhooks *outbound.Service
 
 	routes_     []route
 	handler     http.Handler
@@ -133,6 +139,10 @@ func New(cfg Config) (*Service, error) {
 	s.limiter, err = s.newLimiter(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("integration: rate limits: %w", err)
+	}
+
+	if s.webhooks, err = s.newWebhooks(); err != nil {
+		return nil, fmt.Errorf("integration: webhooks: %w", err)
 	}
 
 	s.routes_ = s.routes()
