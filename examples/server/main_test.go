@@ -23,9 +23,10 @@ import (
 type server struct {
 	cmd    *exec.Cmd
 	url    string
-	stdout *bytes.Buffer
+	stdout *syncBuffer
 	stderr *syncBuffer
-	done   chan error
+	done   chan struct{} // closed when the process has exited
+	err    error         // what Wait answered, once done is closed
 }
 
 type syncBuffer struct {
@@ -61,14 +62,16 @@ func start(tb testing.TB, bin, dir string, args ...string) *server {
 	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CRMKIT_ADDR=", "CRMKIT_DB=", "CRMKIT_REDIS=", "CRMKIT_ADMIN_KEY_FILE=")
-	s := &server{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	s := &server{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = s.stdout
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(s.stderr, pw)
 	require.NoError(tb, cmd.Start())
-	go func() { s.done <- cmd.Wait(); _ = pw.Close() }()
+	go func() { s.err = cmd.Wait(); _ = pw.Close(); close(s.done) }()
 	tb.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-s.done:
+		default:
 			_ = cmd.Process.Kill()
 			<-s.done
 		}
@@ -87,8 +90,8 @@ func start(tb testing.TB, bin, dir string, args ...string) *server {
 	select {
 	case addr := <-found:
 		s.url = "http://" + addr
-	case err := <-s.done:
-		tb.Fatalf("server exited before listening: %v\n%s", err, s.stderr.String())
+	case <-s.done:
+		tb.Fatalf("server exited before listening: %v\n%s", s.err, s.stderr.String())
 	case <-time.After(60 * time.Second):
 		tb.Fatalf("server did not start listening:\n%s", s.stderr.String())
 	}
