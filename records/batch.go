@@ -84,7 +84,10 @@ type row struct {
 	// fromBatch marks a row prepared on the state an earlier row of the same
 	// batch was to write; if that row failed, this one is retried.
 	fromBatch bool
-	// err and retry are the outcome of the row's savepoint in partial mode.
+	// reserved says the transaction reserved the plan count for this row
+	// with the batch's other rows (see reserveAhead).
+	reserved bool
+	// err and retry are the outcome of the row in partial mode.
 	err   error
 	retry bool
 }
@@ -217,6 +220,12 @@ func abortAll(results []BatchResult, idx int, err error) ([]BatchResult, error) 
 // write runs the prepared rows in one transaction. It answers the rows to
 // try again (partial mode), and on failure of the transaction the error and,
 // in all-or-none mode, the row that caused it.
+//
+// A partial batch first runs without savepoints, since on Postgres each
+// savepoint costs two round trips and many of them slow the whole
+// transaction down. When a row fails, that pass is rolled back and the batch
+// runs again: the rows before the failing one as before, the failing row
+// settled with the error it had, and the rows after it each in a savepoint.
 func (p *Pipeline) write(ctx context.Context, rows []*row, opts BatchOptions, last bool) (retry []int, failed *row, err error) {
 	writes := 0
 	for _, r := range rows {
@@ -227,53 +236,178 @@ func (p *Pipeline) write(ctx context.Context, rows []*row, opts BatchOptions, la
 	if writes == 0 {
 		return nil, nil, nil
 	}
-	err = p.st.InTx(ctx, func(ctx context.Context, tx Tx) error {
-		retry, failed = retry[:0], nil
-		audits := make([]*AuditEntry, 0, writes)
-		events := make([]*Event, 0, writes)
-		for _, r := range rows {
-			r.err, r.retry = nil, false
-			if r.act == actNoop {
-				continue
-			}
-			var err error
-			if opts.AllOrNone {
-				err = p.apply(ctx, tx, r)
+	run := &txRun{p: p, rows: rows, opts: opts, last: last, savepointFrom: len(rows)}
+	for {
+		err = p.st.InTx(ctx, run.do)
+		var rf *rowFailure
+		if errors.As(err, &rf) {
+			r := rows[rf.pos]
+			if !last && p.retryable(r, rf.err) {
+				r.retry = true
 			} else {
-				err = tx.Savepoint(ctx, func(ctx context.Context) error { return p.apply(ctx, tx, r) })
+				r.err = rf.err
 			}
-			if err != nil {
-				if opts.AllOrNone {
-					failed = r
-					return err
-				}
-				if !last && p.retryable(r, err) {
-					r.retry = true
-					retry = append(retry, r.idx)
-				} else {
-					r.err = err
-				}
-				continue
-			}
-			a, e := r.entries()
-			audits = append(audits, a)
-			events = append(events, e)
+			run.savepointFrom = rf.pos + 1
+			continue
 		}
-		if opts.DryRun {
-			return errDryRun
-		}
-		if len(audits) == 0 {
-			return nil
-		}
-		if err := tx.InsertAudit(ctx, audits...); err != nil {
-			return err
-		}
-		return tx.InsertEvents(ctx, events...)
-	})
+		break
+	}
 	if errors.Is(err, errDryRun) {
 		err = nil
 	}
-	return retry, failed, err
+	return run.retry, run.failed, err
+}
+
+// rowFailure ends a partial batch's pass without savepoints at the row at
+// pos, which failed with err.
+type rowFailure struct {
+	pos int
+	err error
+}
+
+func (f *rowFailure) Error() string { return "records: row failed: " + f.err.Error() }
+func (f *rowFailure) Unwrap() error { return f.err }
+
+// txRun is one batch round's transaction, possibly run more than once (see
+// write).
+type txRun struct {
+	p    *Pipeline
+	rows []*row
+	opts BatchOptions
+	last bool
+	// savepointFrom is the position of the first row that runs in a
+	// savepoint (partial mode only); len(rows) when none does.
+	savepointFrom int
+
+	retry  []int
+	failed *row
+}
+
+func (t *txRun) do(ctx context.Context, tx Tx) error {
+	t.retry, t.failed = nil, nil
+	for _, r := range t.rows[t.savepointFrom:] {
+		r.err, r.retry = nil, false
+	}
+	ahead, err := t.reserveAhead(ctx, tx)
+	if err != nil {
+		return err
+	}
+	audits := make([]*AuditEntry, 0, len(t.rows))
+	events := make([]*Event, 0, len(t.rows))
+	for pos, r := range t.rows {
+		if r.act == actNoop || r.err != nil {
+			continue
+		}
+		if r.retry {
+			t.retry = append(t.retry, r.idx)
+			continue
+		}
+		r.reserved = ahead[r.rec.Workspace] != nil
+		var err error
+		if t.opts.AllOrNone || pos < t.savepointFrom {
+			err = t.p.apply(ctx, tx, r)
+		} else {
+			err = tx.Savepoint(ctx, func(ctx context.Context) error { return t.p.apply(ctx, tx, r) })
+		}
+		if err != nil {
+			switch {
+			case t.opts.AllOrNone:
+				t.failed = r
+				return err
+			case pos < t.savepointFrom:
+				return &rowFailure{pos: pos, err: err}
+			case !t.last && t.p.retryable(r, err):
+				r.retry = true
+				t.retry = append(t.retry, r.idx)
+			default:
+				r.err = err
+			}
+			continue
+		}
+		if a := ahead[r.rec.Workspace]; a != nil {
+			switch r.act {
+			case actCreate:
+				a.unused--
+			case actDelete:
+				a.deleted++
+			}
+		}
+		au, ev := r.entries()
+		audits = append(audits, au)
+		events = append(events, ev)
+	}
+	if err := t.settle(ctx, tx, ahead); err != nil {
+		return err
+	}
+	if t.opts.DryRun {
+		return errDryRun
+	}
+	if len(audits) == 0 {
+		return nil
+	}
+	if err := tx.InsertAudit(ctx, audits...); err != nil {
+		return err
+	}
+	return tx.InsertEvents(ctx, events...)
+}
+
+// reservation is the plan count a batch moved ahead for one workspace: the
+// places reserved for its creates and not (yet) used, and the records its
+// deletes removed.
+type reservation struct {
+	unused  int64
+	deleted int64
+}
+
+// reserveAhead reserves, per workspace, the places all the batch's creates
+// need with one ReserveRecords, instead of one per row. Where that would
+// pass the plan's cap, the workspace is left out, and its rows reserve one
+// by one in row order, so exactly the rows past the cap fail.
+func (t *txRun) reserveAhead(ctx context.Context, tx Tx) (map[string]*reservation, error) {
+	need := make(map[string]int64, 1)
+	caps := make(map[string]int64, 1)
+	var order []string
+	for _, r := range t.rows {
+		if r.act == actNoop || r.err != nil || r.retry {
+			continue
+		}
+		ws := r.rec.Workspace
+		if _, seen := need[ws]; !seen {
+			order = append(order, ws)
+			need[ws] = 0
+		}
+		if r.act == actCreate {
+			need[ws]++
+			caps[ws] = r.max
+		}
+	}
+	ahead := make(map[string]*reservation, len(order))
+	for _, ws := range order {
+		if n := need[ws]; n > 0 {
+			err := tx.ReserveRecords(ctx, ws, n, caps[ws])
+			if errors.Is(err, ErrPlanLimit) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		ahead[ws] = &reservation{unused: need[ws]}
+	}
+	return ahead, nil
+}
+
+// settle gives back the places reserved ahead that failed rows did not use,
+// and counts the deletes, one ReserveRecords per workspace.
+func (t *txRun) settle(ctx context.Context, tx Tx, ahead map[string]*reservation) error {
+	for ws, a := range ahead {
+		if d := -(a.unused + a.deleted); d != 0 {
+			if err := tx.ReserveRecords(ctx, ws, d, 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // retryable reports whether err means r lost a race it may win on fresh
@@ -541,8 +675,10 @@ func (p *Pipeline) apply(ctx context.Context, tx Tx, r *row) error {
 	rec := r.rec
 	switch r.act {
 	case actCreate:
-		if err := tx.ReserveRecords(ctx, rec.Workspace, 1, r.max); err != nil {
-			return err
+		if !r.reserved {
+			if err := tx.ReserveRecords(ctx, rec.Workspace, 1, r.max); err != nil {
+				return err
+			}
 		}
 		if err := tx.InsertRecord(ctx, rec, r.ext, r.unique); err != nil {
 			return err
@@ -555,8 +691,10 @@ func (p *Pipeline) apply(ctx context.Context, tx Tx, r *row) error {
 		if err := tx.DeleteRecord(ctx, rec.Workspace, rec.Object, rec.ID, rec.Version); err != nil {
 			return err
 		}
-		if err := tx.ReserveRecords(ctx, rec.Workspace, -1, 0); err != nil {
-			return err
+		if !r.reserved {
+			if err := tx.ReserveRecords(ctx, rec.Workspace, -1, 0); err != nil {
+				return err
+			}
 		}
 	}
 	if len(r.afters) == 0 {

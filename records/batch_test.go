@@ -193,5 +193,37 @@ func TestBatchPlanLimit(t *testing.T) {
 		}
 		require.Equal(t, tinyCap, e.count(t, "records"))
 		require.Equal(t, tinyCap, e.count(t, "events"))
+
+		// At the cap, a row deleting frees the place a later row takes.
+		full := []records.BatchItem{
+			{Op: records.OpInsert, Write: e.opp(records.Fields{"name": "too many"})},
+			{Op: records.OpDelete, Write: records.Write{Workspace: e.ws, Object: "opportunity", ID: res[0].Record.ID}},
+			{Op: records.OpInsert, Write: e.opp(records.Fields{"name": "fits"})},
+			{Op: records.OpInsert, Write: e.opp(records.Fields{"name": "too many again"})},
+		}
+		res, err = e.p.Batch(context.Background(), full, records.BatchOptions{})
+		require.NoError(t, err)
+		require.ErrorIs(t, res[0].Err, records.ErrPlanLimit)
+		require.NoError(t, res[1].Err)
+		require.NoError(t, res[2].Err)
+		require.ErrorIs(t, res[3].Err, records.ErrPlanLimit)
+		require.Equal(t, int64(tinyCap), e.recordCount(t, e.ws))
+		require.Equal(t, tinyCap, e.count(t, "records"))
+
+		// Creates and deletes of one batch settle the count together.
+		mixed := []records.BatchItem{
+			{Op: records.OpDelete, Write: records.Write{Workspace: e.ws, Object: "opportunity", ID: res[2].Record.ID}},
+			{Op: records.OpDelete, Write: records.Write{Workspace: e.ws, Object: "opportunity", ID: res[2].Record.ID}},
+			{Op: records.OpDelete, Write: records.Write{Workspace: e.ws, Object: "opportunity", ID: res[1].Record.ID}},
+			{Op: records.OpInsert, Write: e.opp(records.Fields{"name": "new"})},
+		}
+		res, err = e.p.Batch(context.Background(), mixed, records.BatchOptions{})
+		require.NoError(t, err)
+		require.NoError(t, res[0].Err)
+		require.ErrorIs(t, res[1].Err, records.ErrNotFound)
+		require.ErrorIs(t, res[2].Err, records.ErrNotFound, "deleted by the previous batch")
+		require.NoError(t, res[3].Err)
+		require.Equal(t, int64(tinyCap), e.recordCount(t, e.ws))
+		require.Equal(t, tinyCap, e.count(t, "records"))
 	})
 }

@@ -100,3 +100,35 @@ func newBenchPipeline(b *testing.B, e *env) *records.Pipeline {
 	require.NoError(b, err)
 	return p
 }
+
+// BenchmarkPipelineBatch is the bulk path: batches of 500 inserts in partial
+// mode (a savepoint per row), the mode bulk jobs and imports use. It reports
+// rows per second.
+func BenchmarkPipelineBatch(b *testing.B) {
+	const size = 500
+	benchDialects(b, func(b *testing.B, dsn string) {
+		e := newEnv(b, dsn, records.Config{}, "enterprise")
+		e.p = newBenchPipeline(b, e)
+		ctx := context.Background()
+		items := make([]records.BatchItem, size)
+		n := 0
+		for b.Loop() {
+			for i := range items {
+				n++
+				w := e.opp(benchFields(n))
+				w.Source = records.SourceBulk
+				items[i] = records.BatchItem{Op: records.OpInsert, Write: w}
+			}
+			res, err := e.p.Batch(ctx, items, records.BatchOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Err != nil {
+					b.Fatal(r.Err)
+				}
+			}
+		}
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
