@@ -129,9 +129,21 @@
 //
 // In all-or-none mode (BatchOptions.AllOrNone) any failing row fails the
 // batch and nothing is written; every row is validated first, so the answer
-// names every invalid row. In partial mode each row runs in a savepoint
-// (Tx.Savepoint), and a failing row leaves its neighbours alone. DryRun runs
+// names every invalid row. In partial mode a failing row leaves its
+// neighbours alone: the batch runs without savepoints until a row fails,
+// then that pass is rolled back and run again with the failed row settled
+// and each later row in its own savepoint (Tx.Savepoint). On Postgres a
+// savepoint costs two round trips and hundreds of them slow the whole
+// transaction, so batches without failures should not pay for them. After
+// rules of a partial batch's rows may therefore run twice, once in the
+// rolled-back pass; their effects belong in the transaction. DryRun runs
 // everything, rules and plan limits included, and rolls back.
+//
+// A batch reserves the plan places of all its creates in a workspace with
+// one Tx.ReserveRecords, and gives back in one call what failed rows did not
+// use and what its deletes freed. When the creates would pass the cap, the
+// rows of that workspace reserve one by one instead, in row order, so
+// exactly the rows past the cap fail with ErrPlanLimit.
 //
 // # Errors
 //
