@@ -91,8 +91,10 @@ func (rc *RuleContext) Changed(field string) bool {
 // FieldChangedTo is an edge condition: field changed in this write, and its
 // new value is value. A record that already had the value and is written
 // again (with other changes) does not match. value is compared in the
-// stored form: strings, float64 for numbers, bool.
+// stored form: strings, float64 for numbers (Go integers are converted),
+// bool.
 func FieldChangedTo(field string, value any) func(*RuleContext) bool {
+	value = storedForm(value)
 	return func(rc *RuleContext) bool {
 		c, ok := rc.Changes[field]
 		return ok && sameValue(c.To, value)
@@ -107,6 +109,7 @@ func FieldChanged(field string) func(*RuleContext) bool {
 // FieldEquals is a level condition: after the write, field holds value,
 // whether or not this write changed it.
 func FieldEquals(field string, value any) func(*RuleContext) bool {
+	value = storedForm(value)
 	return func(rc *RuleContext) bool { return sameValue(rc.Fields[field], value) }
 }
 
@@ -172,4 +175,16 @@ func indexRules(rules []Rule, objects map[string]*schema) (map[ruleKey][]*Rule, 
 // itself (and any sentinel it wraps) reachable through errors.Is and As.
 func ruleError(r *Rule, err error) error {
 	return fmt.Errorf("records: rule %s: %w", r.Name, err)
+}
+
+// storedForm converts a Go number to the float64 records store numbers as,
+// so conditions written with integer literals match.
+func storedForm(v any) any {
+	if _, isString := v.(string); isString {
+		return v
+	}
+	if f, ok := toFloat(v); ok {
+		return f
+	}
+	return v
 }
