@@ -567,7 +567,7 @@ func (p *Pipeline) prepareWrite(ctx context.Context, r *row, cur *Record, bs *ba
 				continue
 			}
 			if err := rule.Do(ctx, rc); err != nil {
-				return ruleError(rule, err)
+				return vetoError(s, rule, err)
 			}
 			if rc.Fields == nil {
 				rc.Fields = Fields{}
@@ -658,7 +658,7 @@ func (p *Pipeline) prepareDelete(ctx context.Context, r *row, cur *Record, bs *b
 			continue
 		}
 		if err := rule.Do(ctx, rc); err != nil {
-			return ruleError(rule, err)
+			return vetoError(s, rule, err)
 		}
 	}
 	r.act, r.before, r.rec = actDelete, cur, cur

@@ -106,7 +106,10 @@
 // write by returning an error. After rules run inside the transaction once
 // the record is written and may use RuleContext.Tx; an error rolls the write
 // back. An error from a rule is answered wrapped, naming the rule, so
-// errors.Is and errors.As still reach what the rule returned.
+// errors.Is and errors.As still reach what the rule returned. A Before
+// rule's error that wraps none of this package's sentinels is a veto and is
+// also a *ValidationError with one FieldError of code "rule" and no field,
+// so an API answers it as 422, not as a server error.
 //
 // # Plans
 //
@@ -153,6 +156,6 @@
 // ErrDuplicate (an external id or unique value another record holds),
 // ErrPlanLimit, ErrValidation (always a *ValidationError, for errors.As),
 // and ErrBatchAborted for rows of an all-or-none batch that were not written
-// because another row failed. Errors from rules pass through as the rule
-// returned them, wrapped with the rule's name.
+// because another row failed. Errors from rules keep what the rule returned
+// reachable (see Rules).
 package records

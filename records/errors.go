@@ -25,7 +25,7 @@ var (
 // FieldError is one field that failed validation.
 type FieldError struct {
 	Field   string `json:"field"`
-	Code    string `json:"code"` // machine code: "required", "unknown_field", "invalid_type", "min", "max", "email", "url", "one_of", "date", "datetime", "read_only", "reference"
+	Code    string `json:"code"` // machine code: "required", "unknown_field", "invalid_type", "min", "max", "email", "url", "one_of", "date", "datetime", "read_only", "reference"; "rule" (Field "") when a workflow rule rejected the write
 	Message string `json:"message"`
 }
 

@@ -299,6 +299,7 @@ func TestBeforeRules(t *testing.T) {
 		_, err = e.p.Create(ctx, e.opp(records.Fields{"name": "Huge", "amount": 2e6}))
 		require.ErrorIs(t, err, errVeto)
 		require.ErrorContains(t, err, "veto")
+		require.Equal(t, map[string]string{"": "rule"}, fieldCodes(t, err))
 
 		w := e.opp(records.Fields{"stage": "Closed Lost"})
 		w.ID = rec.ID

@@ -2,6 +2,7 @@ package records
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -176,6 +177,29 @@ func indexRules(rules []Rule, objects map[string]*schema) (map[ruleKey][]*Rule, 
 func ruleError(r *Rule, err error) error {
 	return fmt.Errorf("records: rule %s: %w", r.Name, err)
 }
+
+// vetoError is the error of a Before rule that rejected a write. An error
+// that wraps none of the sentinels is a business rule saying no, so it is
+// also answered as a validation failure (code "rule", no field) that an API
+// maps to 422 rather than a server error; the rule's own error stays
+// reachable through errors.Is and As.
+func vetoError(s *schema, r *Rule, err error) error {
+	for _, sentinel := range []error{ErrNotFound, ErrConflict, ErrDuplicate, ErrPlanLimit, ErrValidation} {
+		if errors.Is(err, sentinel) {
+			return ruleError(r, err)
+		}
+	}
+	msg := "rule " + r.Name + ": " + err.Error()
+	return &veto{err: err, ve: &ValidationError{Object: s.obj.Name, Fields: []FieldError{{Code: "rule", Message: msg}}}}
+}
+
+type veto struct {
+	err error
+	ve  *ValidationError
+}
+
+func (v *veto) Error() string   { return "records: " + v.ve.Fields[0].Message }
+func (v *veto) Unwrap() []error { return []error{v.err, v.ve} }
 
 // storedForm converts a Go number to the float64 records store numbers as,
 // so conditions written with integer literals match.
