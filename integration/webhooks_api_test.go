@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,8 +11,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +26,7 @@ import (
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/store"
 	"github.com/smartlite/crmkit/webhook/outbound"
 )
 
@@ -319,4 +328,259 @@ func TestWebhookSSRFRefusal(t *testing.T) {
 			require.Contains(t, string(r.body), "CRMKIT_ALLOW_PRIVATE_WEBHOOKS")
 		}
 	}
+}
+
+// TestWebhooksTwoInstancesDeliverOnce: two services, each with its own River
+// client, on one Postgres deliver every event once, not once per instance.
+func TestWebhooksTwoInstancesDeliverOnce(t *testing.T) {
+	dsn := testdb.PostgresDSN(t)
+	a := startedEnv(t, dsn)
+	b := startedEnv(t, dsn)
+	rv := newHookReceiver(t)
+	r := a.do(t, "POST", "/api/v1/webhooks", a.admin, map[string]any{"url": rv.URL + "/hook", "events": []string{"*"}})
+	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+
+	const n = 60
+	for i := range n {
+		inst := a
+		if i%2 == 1 {
+			inst = b
+		}
+		inst.create(t, a.admin, "account", map[string]any{"name": "Account " + strings.Repeat("x", i%5)})
+	}
+	require.Eventually(t, func() bool { return len(rv.requests()) >= n }, 30*time.Second, 20*time.Millisecond)
+	// Give a duplicate, were there one, time to arrive.
+	time.Sleep(500 * time.Millisecond)
+	seen := map[string]int{}
+	for _, req := range rv.requests() {
+		seen[req.header.Get("webhook-id")]++
+	}
+	require.Len(t, seen, n)
+	for id, c := range seen {
+		require.Equal(t, 1, c, "event %s delivered %d times", id, c)
+	}
+	var workedBy []string
+	require.NoError(t, a.st.DB().NewRaw(
+		"SELECT DISTINCT attempted_by[1] FROM river_job WHERE kind = ?", outbound.DeliverArgs{}.Kind()).Scan(context.Background(), &workedBy))
+	t.Logf("deliveries worked by %d clients", len(workedBy))
+}
+
+// serverProcess is the reference server running as a child process.
+type serverProcess struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan struct{}
+}
+
+var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+func buildReferenceServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "server")
+	out, err := exec.Command("go", "build", "-o", bin, "../examples/server").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+// runServer starts the server and waits until it listens.
+func runServer(t *testing.T, bin, dir string, args ...string) *serverProcess {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CRMKIT_ADDR=", "CRMKIT_DB=", "CRMKIT_REDIS=", "CRMKIT_ADMIN_KEY_FILE=")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	p := &serverProcess{cmd: cmd, done: make(chan struct{})}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	select {
+	case addr := <-found:
+		p.url = "http://" + addr
+	case <-p.done:
+		t.Fatal("the server exited before listening")
+	case <-time.After(60 * time.Second):
+		t.Fatal("the server did not start listening")
+	}
+	return p
+}
+
+func (p *serverProcess) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.done
+}
+
+func (p *serverProcess) call(t *testing.T, method, path, key string, body any) (int, map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	req, err := http.NewRequest(method, p.url+path, bytes.NewReader(b))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil // the server may be gone mid-request
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// TestWebhooksSurviveKill: records are committed while deliveries are in
+// flight, the server is killed with SIGKILL, and after a restart every
+// committed event reaches the receiver at least once, within a minute.
+func TestWebhooksSurviveKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the reference server and kills it")
+	}
+	bin := buildReferenceServer(t)
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		keyFile := filepath.Join(dir, "admin.key")
+		args := []string{"-db", dsn, "-allow-private-webhooks", "-admin-key-file", keyFile}
+
+		// A slow receiver keeps deliveries in flight when the kill comes.
+		var mu sync.Mutex
+		received := map[string]int{}
+		inFlight := 0
+		rv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			inFlight++
+			mu.Unlock()
+			time.Sleep(300 * time.Millisecond)
+			mu.Lock()
+			inFlight--
+			received[r.Header.Get("webhook-id")]++
+			mu.Unlock()
+		}))
+		defer rv.Close()
+
+		srv := runServer(t, bin, dir, args...)
+		key, err := os.ReadFile(keyFile)
+		require.NoError(t, err)
+		admin := strings.TrimSpace(string(key))
+
+		// The default workspace is on Starter, whose 60 requests a minute
+		// would throttle the writes below.
+		st, err := store.Open(ctx, dsn)
+		require.NoError(t, err)
+		defer st.Close()
+		require.NoError(t, st.SetWorkspacePlan(ctx, "ws_default", "enterprise"))
+		time.Sleep(2500 * time.Millisecond) // the server's plan cache
+
+		status, body := srv.call(t, "POST", "/api/v1/webhooks", admin, map[string]any{"url": rv.URL + "/hook", "events": []string{"*"}})
+		require.Equal(t, http.StatusCreated, status, "%v", body)
+
+		// Writers commit records until the kill; some requests die with it.
+		var committed sync.WaitGroup
+		var created atomicCounter
+		stop := make(chan struct{})
+		for w := range 4 {
+			committed.Add(1)
+			go func() {
+				defer committed.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					status, _ := srv.call(t, "POST", "/api/v1/records/account", admin,
+						map[string]any{"fields": map[string]any{"name": "Kill test " + strconv.Itoa(w) + "-" + strconv.Itoa(i)}})
+					if status == 0 {
+						return
+					}
+					if status == http.StatusCreated {
+						created.add()
+					}
+				}
+			}()
+		}
+		require.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return created.get() >= 60 && inFlight >= 3
+		}, 30*time.Second, 5*time.Millisecond, "records committed and deliveries in flight")
+		mu.Lock()
+		before, flying := len(received), inFlight
+		mu.Unlock()
+		srv.kill(t)
+		close(stop)
+		committed.Wait()
+		t.Logf("killed after %d acknowledged writes, %d events received, %d deliveries in flight", created.get(), before, flying)
+
+		srv = runServer(t, bin, dir, args...)
+		restarted := time.Now()
+
+		var events []string
+		after := ""
+		for {
+			page, err := st.ListEvents(ctx, "ws_default", after, 500)
+			require.NoError(t, err)
+			for _, ev := range page {
+				events = append(events, ev.ID)
+			}
+			if len(page) < 500 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		require.GreaterOrEqual(t, len(events), created.get(), "every acknowledged write committed an event")
+
+		missing := func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			var out []string
+			for _, id := range events {
+				if received[id] == 0 {
+					out = append(out, id)
+				}
+			}
+			return out
+		}
+		deadline := restarted.Add(time.Minute)
+		for len(missing()) > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		require.Empty(t, missing(), "committed events not delivered within a minute of the restart")
+		dup := 0
+		mu.Lock()
+		for _, c := range received {
+			dup += c - 1
+		}
+		mu.Unlock()
+		t.Logf("all %d committed events delivered %.1fs after the restart (%d duplicates)", len(events), time.Since(restarted).Seconds(), dup)
+	})
+}
+
+type atomicCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *atomicCounter) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *atomicCounter) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }

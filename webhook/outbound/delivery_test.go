@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartlite/crmkit/internal/testdb"
@@ -414,7 +416,7 @@ func TestRetentionPrune(t *testing.T) {
 		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
 		h.emit(closedWon(h.ws))
 		h.waitDelivery(e.ID, outbound.StatusSucceeded)
-		require.Len(t, h.svc.PeriodicJobs(), 1)
+		require.Len(t, h.svc.PeriodicJobs(), 2, "the prune and the orphan sweep")
 
 		n, err := h.svc.Prune(ctx)
 		require.NoError(t, err)
@@ -496,4 +498,47 @@ func TestTwoReplicasDeliverOnce(t *testing.T) {
 	for id, c := range seen {
 		require.Equal(t, 1, c, "event %s delivered %d times", id, c)
 	}
+}
+
+// TestOrphanSweep: a delivery job left running by a process that died is
+// queued again by the sweep, long before River's rescuer would get to it.
+func TestOrphanSweep(t *testing.T) {
+	h := newHarness(t, testdb.PostgresDSN(t), outbound.Config{AllowPrivate: true})
+	ctx := context.Background()
+	rv := newReceiver(t)
+	e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
+	ev := closedWon(h.ws)
+	// Disable the endpoint so fan-out skips it; the delivery below is made
+	// by hand, as a crashed process would have left it.
+	_, err := h.svc.Update(ctx, h.ws, e.ID, func(in *outbound.EndpointInput) error { in.Enabled = ptr(false); return nil })
+	require.NoError(t, err)
+	h.emit(ev)
+	h.waitFanout()
+	_, err = h.svc.Update(ctx, h.ws, e.ID, func(in *outbound.EndpointInput) error { in.Enabled = ptr(true); return nil })
+	require.NoError(t, err)
+
+	d := &outbound.Delivery{ID: records.NewID("dlv"), Workspace: h.ws, EndpointID: e.ID, EventID: ev.ID,
+		EventType: ev.Type, Status: outbound.StatusPending, CreatedAt: time.Now()}
+	var jobID int64
+	require.NoError(t, h.st.CreateDeliveries(ctx, []*outbound.Delivery{d}, func(ctx context.Context, tx *sql.Tx, _ []*outbound.Delivery) error {
+		// Parked on a queue nobody works, then marked as running since a
+		// minute ago by a client that no longer exists.
+		res, err := h.client.InsertTx(ctx, tx, outbound.DeliverArgs{DeliveryID: d.ID, Trigger: outbound.TriggerScheduled},
+			&river.InsertOpts{Queue: "parked"})
+		if err != nil {
+			return err
+		}
+		jobID = res.Job.ID
+		_, err = tx.ExecContext(ctx, `UPDATE river_job SET state = 'running', queue = 'webhooks', attempt = 1,
+			attempted_at = now() - interval '1 minute', attempted_by = ARRAY['dead-client'] WHERE id = $1`, jobID)
+		return err
+	}))
+
+	got := h.waitDelivery(e.ID, outbound.StatusSucceeded)
+	require.Equal(t, d.ID, got.ID)
+	require.Len(t, rv.got(), 1)
+	orphan, err := h.client.JobGet(ctx, jobID)
+	require.NoError(t, err)
+	require.Contains(t, string(orphan.Metadata), "cancel_attempted_at", "the orphan is cancelled so River's rescuer does not run it again")
+	require.Contains(t, h.logs.String(), "orphaned")
 }

@@ -42,9 +42,18 @@
 // when and why, and a log line with event=webhook.endpoint_disabled is
 // written at warning level.
 //
-// Delivery is at least once: a process killed mid-attempt leaves its job
-// running in River's table, and River's rescuer hands it to another process
-// after RiverRescueStuckJobsAfter. Receivers deduplicate by webhook-id.
+// Delivery is at least once; receivers deduplicate by webhook-id. A process
+// killed mid-attempt leaves its fan-out and delivery jobs marked running in
+// River's table. River's rescuer would retry them after
+// RescueStuckJobsAfter, which hosts keep long (an hour by default) so that
+// their own long jobs are not run twice; outbound does not wait for it. Its
+// jobs have short timeouts of their own (fan-out 10 s, delivery the attempt
+// timeout plus 5 s), so one still running 10 s past those belongs to a dead
+// process: a periodic orphan sweep (every OrphanSweepInterval, on River's
+// leader) queues a fresh job for the same work and cancels the orphan. After a
+// crash, deliveries resume within about half a minute of the restart (or at
+// once on a surviving replica, once River's leadership, which lasts up to
+// 15 s, has passed to it).
 //
 // # The delivery log
 //
@@ -87,6 +96,7 @@
 // River's database/sql drivers cannot LISTEN for new jobs, so they poll;
 // RiverConfig sets a 20 ms poll interval, which keeps commit-to-delivery
 // latency at tens of milliseconds for a handful of cheap queries a second.
+// It leaves JobTimeout and RescueStuckJobsAfter to the host.
 // Deliveries run on their own queue (DefaultQueue, RiverMaxWorkers workers per
 // process) so that slow receivers never hold up fan-out or other jobs.
 // Several processes on one Postgres share the work: each job is locked by

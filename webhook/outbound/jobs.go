@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/smartlite/crmkit/records"
 )
@@ -37,38 +39,34 @@ func (PruneArgs) Kind() string { return "crmkit_webhook_prune" }
 const (
 	RiverFetchCooldown     = 20 * time.Millisecond
 	RiverFetchPollInterval = 20 * time.Millisecond
-	// RiverJobTimeout bounds any one job; a delivery bounds itself by the
-	// attempt timeout, well within it.
-	RiverJobTimeout = 20 * time.Second
-	// RiverRescueStuckJobsAfter is how long a job may look running before
-	// another process takes it over. A process killed mid-delivery leaves its
-	// jobs running; this is how soon they are delivered again. It must exceed
-	// every job's timeout.
-	RiverRescueStuckJobsAfter = 30 * time.Second
 	// RiverMaxWorkers is the concurrency of the delivery queue in one
 	// process: attempts mostly wait on the network.
 	RiverMaxWorkers = 100
 	// RiverFanoutWorkers is the concurrency suggested for the default queue,
 	// where fan-out jobs run.
 	RiverFanoutWorkers = 20
+	// OrphanSweepInterval is how often the orphan sweep looks for fan-out and
+	// delivery jobs left running by a process that died.
+	OrphanSweepInterval = 5 * time.Second
+	// fanoutTimeout bounds one fan-out: a few queries.
+	fanoutTimeout = 10 * time.Second
 )
 
-// RiverConfig fills in cfg what prompt, durable delivery needs, keeping any
-// value already set: poll and cooldown intervals, job timeout and rescue
-// time, the default queue (where the store enqueues fan-out jobs) and the
-// delivery queue. Register the workers and the periodic jobs separately.
+// RiverConfig fills in cfg what prompt delivery needs, keeping any value
+// already set: the poll and cooldown intervals, the default queue (where the
+// store enqueues fan-out jobs) and the delivery queue. Register the workers
+// and the periodic jobs separately.
+//
+// It leaves JobTimeout and RescueStuckJobsAfter alone: outbound's jobs set
+// their own timeouts, and do not wait for River's rescuer when a process
+// dies (see the orphan sweep in the package documentation), so the host is
+// free to keep the rescue time long enough for its own long-running jobs.
 func (s *Service) RiverConfig(cfg *river.Config) {
 	if cfg.FetchCooldown == 0 {
 		cfg.FetchCooldown = RiverFetchCooldown
 	}
 	if cfg.FetchPollInterval == 0 {
 		cfg.FetchPollInterval = max(RiverFetchPollInterval, cfg.FetchCooldown)
-	}
-	if cfg.JobTimeout == 0 {
-		cfg.JobTimeout = max(RiverJobTimeout, s.timeout+10*time.Second)
-	}
-	if cfg.RescueStuckJobsAfter == 0 {
-		cfg.RescueStuckJobsAfter = max(RiverRescueStuckJobsAfter, cfg.JobTimeout+10*time.Second)
 	}
 	if cfg.Queues == nil {
 		cfg.Queues = map[string]river.QueueConfig{}
@@ -89,17 +87,25 @@ func (s *Service) Register(workers *river.Workers) error {
 	if err := river.AddWorkerSafely[DeliverArgs](workers, &deliverWorker{s: s}); err != nil {
 		return err
 	}
+	if err := river.AddWorkerSafely[OrphanArgs](workers, &orphanWorker{s: s}); err != nil {
+		return err
+	}
 	return river.AddWorkerSafely[PruneArgs](workers, &pruneWorker{s: s})
 }
 
 // PeriodicJobs answers the jobs the host's River client runs on a schedule:
-// the delivery log's prune. River runs periodic jobs on its elected leader
-// only, so several replicas prune once.
+// the delivery log's prune and the orphan sweep. River enqueues periodic
+// jobs on its elected leader only, so several replicas run each once.
 func (s *Service) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(s.pruneEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return PruneArgs{}, &river.InsertOpts{Queue: s.queue} },
 			&river.PeriodicJobOpts{ID: "crmkit_webhook_prune", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(OrphanSweepInterval),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return OrphanArgs{}, &river.InsertOpts{Queue: s.queue, MaxAttempts: 1}
+			},
+			&river.PeriodicJobOpts{ID: "crmkit_webhook_orphans", RunOnStart: true}),
 	}
 }
 
@@ -125,6 +131,8 @@ type fanoutWorker struct {
 	river.WorkerDefaults[records.FanoutArgs]
 	s *Service
 }
+
+func (w *fanoutWorker) Timeout(*river.Job[records.FanoutArgs]) time.Duration { return fanoutTimeout }
 
 // Work creates one delivery, with its job, for every enabled endpoint of the
 // event's workspace that wants the event. The deliveries are unique per
@@ -170,9 +178,9 @@ type deliverWorker struct {
 
 // Timeout leaves the attempt's own timeout room to expire first, so a slow
 // receiver is logged as a timeout rather than the job being cancelled.
-func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
-	return w.s.timeout + 5*time.Second
-}
+func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration { return w.s.deliverTimeout() }
+
+func (s *Service) deliverTimeout() time.Duration { return s.timeout + 5*time.Second }
 
 // NextRetry answers the time the failed attempt chose.
 func (w *deliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
@@ -283,4 +291,75 @@ type pruneWorker struct {
 func (w *pruneWorker) Work(ctx context.Context, _ *river.Job[PruneArgs]) error {
 	_, err := w.s.Prune(ctx)
 	return err
+}
+
+// OrphanArgs is the periodic job that sweeps up orphaned fan-out and
+// delivery jobs.
+type OrphanArgs struct{}
+
+// Kind is the job kind of OrphanArgs.
+func (OrphanArgs) Kind() string { return "crmkit_webhook_orphans" }
+
+type orphanWorker struct {
+	river.WorkerDefaults[OrphanArgs]
+	s *Service
+}
+
+// orphanAfter is how long a fan-out or delivery job may have been running
+// before it can only be the job of a process that died: well past the
+// timeouts that make a live job return.
+func (s *Service) orphanAfter() time.Duration {
+	return max(s.deliverTimeout(), fanoutTimeout) + 10*time.Second
+}
+
+// Work finds fan-out and delivery jobs left running longer than any live job
+// runs, queues a fresh job for the same work, and then cancels the orphan.
+// River's own rescuer would retry them too, but only after
+// RescueStuckJobsAfter, which a host keeps long for the sake of its
+// long-running jobs; this gets a killed process's deliveries going again
+// within half a minute. In that order, a crash between the two steps leaves a
+// duplicate (deliveries are at least once), never a loss.
+func (w *orphanWorker) Work(ctx context.Context, _ *river.Job[OrphanArgs]) error {
+	s := w.s
+	client, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	res, err := client.JobList(ctx, river.NewJobListParams().
+		Kinds(records.FanoutArgs{}.Kind(), DeliverArgs{}.Kind()).
+		States(rivertype.JobStateRunning).First(1000))
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().Add(-s.orphanAfter())
+	for _, job := range res.Jobs {
+		if job.AttemptedAt == nil || job.AttemptedAt.After(cutoff) {
+			continue
+		}
+		var params river.InsertManyParams
+		switch job.Kind {
+		case DeliverArgs{}.Kind():
+			var args DeliverArgs
+			if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
+				return err
+			}
+			args.Trigger = TriggerScheduled
+			params = river.InsertManyParams{Args: args, InsertOpts: s.deliverOpts()}
+		default:
+			var args records.FanoutArgs
+			if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
+				return err
+			}
+			params = river.InsertManyParams{Args: args, InsertOpts: &river.InsertOpts{Queue: job.Queue}}
+		}
+		if _, err := client.InsertMany(ctx, []river.InsertManyParams{params}); err != nil {
+			return err
+		}
+		if _, err := client.JobCancel(ctx, job.ID); err != nil {
+			return err
+		}
+		s.log.LogAttrs(ctx, slog.LevelInfo, "webhook job orphaned by a stopped process queued again",
+			slog.Int64("job_id", job.ID), slog.String("kind", job.Kind), slog.Time("attempted_at", *job.AttemptedAt))
+	}
+	return nil
 }
