@@ -50,20 +50,36 @@ type Parsed struct {
 // Parse checks the shape and checksum of a key and returns its hash. It does
 // no I/O. Errors wrap ErrMalformed or ErrChecksum and never contain the key.
 func Parse(s string) (Parsed, error) {
+	var hash [hashHexLen]byte
+	if err := parseInto(s, &hash); err != nil {
+		return Parsed{}, err
+	}
+	return Parsed{Hash: string(hash[:]), Display: s[:DisplayLen]}, nil
+}
+
+// hashHexLen is the length of a key's hex SHA-256.
+const hashHexLen = 2 * sha256.Size
+
+// parseInto is Parse writing the hex SHA-256 into dst. It allocates nothing,
+// so that verifying a cached key (every authenticated request) makes no
+// garbage.
+func parseInto(s string, dst *[hashHexLen]byte) error {
 	if len(s) != Len || s[:len(Prefix)] != Prefix {
-		return Parsed{}, ErrMalformed
+		return ErrMalformed
 	}
 	for i := len(Prefix); i < Len; i++ {
 		if !isBase62(s[i]) {
-			return Parsed{}, ErrMalformed
+			return ErrMalformed
 		}
 	}
-	body := s[:Len-ChecksumLen]
-	if checksum(body) != s[Len-ChecksumLen:] {
-		return Parsed{}, ErrChecksum
+	if checksumDigits(s[:Len-ChecksumLen]) != [ChecksumLen]byte([]byte(s[Len-ChecksumLen:])) {
+		return ErrChecksum
 	}
-	sum := sha256.Sum256([]byte(s))
-	return Parsed{Hash: hex.EncodeToString(sum[:]), Display: s[:DisplayLen]}, nil
+	var key [Len]byte
+	copy(key[:], s)
+	sum := sha256.Sum256(key[:])
+	hex.Encode(dst[:], sum[:])
+	return nil
 }
 
 // Generate returns a new random key read from r (crypto/rand when nil).
@@ -97,13 +113,24 @@ func Generate(r io.Reader) (string, error) {
 // checksum is the CRC32 (IEEE) of s in base62, left-padded with zeros to
 // ChecksumLen characters (62^6 > 2^32, so it always fits).
 func checksum(s string) string {
-	v := crc32.ChecksumIEEE([]byte(s))
+	d := checksumDigits(s)
+	return string(d[:])
+}
+
+func checksumDigits(s string) [ChecksumLen]byte {
+	// The table-driven CRC over the string itself, rather than
+	// crc32.ChecksumIEEE([]byte(s)), which copies s to the heap.
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	v := ^crc
 	var out [ChecksumLen]byte
 	for i := ChecksumLen - 1; i >= 0; i-- {
 		out[i] = base62[v%62]
 		v /= 62
 	}
-	return string(out[:])
+	return out
 }
 
 func isBase62(c byte) bool {

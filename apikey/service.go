@@ -40,8 +40,8 @@ func (k *Key) activeAt(now time.Time) error {
 	return nil
 }
 
-// Principal is the caller a verified key stands for. Its Scopes slice is
-// shared with the verification cache: read it, do not modify it.
+// Principal is the caller a verified key stands for. The one Verify answers
+// is shared with the verification cache: read it, do not modify it.
 type Principal struct {
 	KeyID     string
 	Workspace string
@@ -287,14 +287,19 @@ func (s *Service) Rotate(ctx context.Context, workspace, id string, grace time.D
 // refuse the key is an error wrapping ErrInvalidKey; other errors come from
 // the store. Neither ever contains the key.
 func (s *Service) Verify(ctx context.Context, plaintext string) (*Principal, error) {
-	p, err := Parse(plaintext)
-	if err != nil {
+	var hash [hashHexLen]byte
+	if err := parseInto(plaintext, &hash); err != nil {
 		return nil, err
 	}
 	now := s.clock()
-	e, err := s.lookup(ctx, p.Hash, now)
-	if err != nil {
-		return nil, err
+	// A cached key is found without turning the hash into a string (the
+	// compiler does not allocate for a map index by string(bytes)).
+	e := s.cache.getBytes(hash[:], now)
+	if e == nil {
+		var err error
+		if e, err = s.lookup(ctx, string(hash[:]), now); err != nil {
+			return nil, err
+		}
 	}
 	if e.key == nil {
 		return nil, ErrUnknownKey
@@ -303,8 +308,9 @@ func (s *Service) Verify(ctx context.Context, plaintext string) (*Principal, err
 		return nil, err
 	}
 	s.maybeTouch(e, now)
-	pr := e.principal
-	return &pr, nil
+	// The cached principal itself, not a copy: it is never modified after
+	// it is cached, and callers only read it (see Principal).
+	return &e.principal, nil
 }
 
 func (s *Service) lookup(ctx context.Context, hash string, now time.Time) (*entry, error) {
@@ -387,6 +393,17 @@ func (c *cache) fresh(e *entry, now time.Time) bool {
 func (c *cache) get(hash string, now time.Time) *entry {
 	c.mu.RLock()
 	e := c.byHash[hash]
+	c.mu.RUnlock()
+	if e != nil && c.fresh(e, now) {
+		return e
+	}
+	return nil
+}
+
+// getBytes is get for a hash held in bytes.
+func (c *cache) getBytes(hash []byte, now time.Time) *entry {
+	c.mu.RLock()
+	e := c.byHash[string(hash)]
 	c.mu.RUnlock()
 	if e != nil && c.fresh(e, now) {
 		return e
