@@ -43,7 +43,7 @@ func BenchmarkRecordGet(b *testing.B) {
 	require.NoError(b, err)
 
 	var get route
-	for _, rt := range st.svc.routes_ {
+	for _, rt := range st.svc.table {
 		if rt.id == "getRecord" {
 			get = rt
 		}

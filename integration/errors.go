@@ -19,6 +19,7 @@ type requestError struct {
 	status int
 	code   string
 	detail string
+	scope  string // for 403 missing_scope: the scope that was needed
 }
 
 func (e *requestError) Error() string { return e.detail }
@@ -44,7 +45,7 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	)
 	switch {
 	case errors.As(err, &reqErr):
-		problem.Write(w, problem.Details{Status: reqErr.status, Code: reqErr.code, Detail: reqErr.detail})
+		problem.Write(w, problem.Details{Status: reqErr.status, Code: reqErr.code, Detail: reqErr.detail, Scope: reqErr.scope})
 	case errors.As(err, &tooBig):
 		problem.Write(w, problem.Details{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Detail: "the request body is larger than the limit of " + formatBytes(tooBig.Limit)})

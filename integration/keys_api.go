@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/smartlite/crmkit/apikey"
-	"github.com/smartlite/crmkit/internal/problem"
 	"github.com/smartlite/crmkit/records"
 )
 
@@ -87,9 +86,8 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) error {
 	caller, _ := apikey.PrincipalFrom(r.Context())
 	for _, sc := range scopes {
 		if !caller.Has(sc) {
-			problem.Write(w, problem.Details{Status: http.StatusForbidden, Code: "missing_scope", Scope: string(sc),
-				Detail: "a key cannot grant the " + string(sc) + " scope it does not hold"})
-			return nil
+			return &requestError{status: http.StatusForbidden, code: "missing_scope", scope: string(sc),
+				detail: "a key cannot grant the " + string(sc) + " scope it does not hold"}
 		}
 	}
 	k, plain, err := s.keys.Create(r.Context(), caller.Workspace, in.Name, scopes, in.ExpiresAt)

@@ -65,7 +65,7 @@ func (s *Service) metaRoutes() []route {
 
 // buildMux registers every route of the table, each behind its middleware
 // chain, on a fresh mux.
-func (s *Service) buildMux(rs []route) (*http.ServeMux, error) {
+func (s *Service) buildMux(rs []route) *http.ServeMux {
 	mux := http.NewServeMux()
 	for _, rt := range rs {
 		mux.Handle(rt.method+" "+rt.pattern, s.chain(rt))
@@ -73,7 +73,7 @@ func (s *Service) buildMux(rs []route) (*http.ServeMux, error) {
 	// Anything no route matches ends here, so 404 and 405 are problem
 	// documents like every other error.
 	mux.HandleFunc("/", s.unmatched(mux, rs))
-	return mux, nil
+	return mux
 }
 
 // unmatched answers requests no route takes: 405 with Allow when the path

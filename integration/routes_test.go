@@ -27,7 +27,7 @@ func concretePath(pattern string) string {
 // what no route takes answers 404 or 405.
 func TestRoutesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t, testdb.SQLiteDSN(t), Config{})
-	rs := e.svc.routes_
+	rs := e.svc.table
 	require.NotEmpty(t, rs)
 	mux := e.svc.handler.(*http.ServeMux)
 

@@ -89,7 +89,7 @@ type Service struct {
 	signer   Signer
 	webhooks *outbound.Service
 
-	routes_     []route
+	table       []route
 	handler     http.Handler
 	openAPIJSON []byte
 
@@ -145,13 +145,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("integration: webhooks: %w", err)
 	}
 
-	s.routes_ = s.routes()
-	mux, err := s.buildMux(s.routes_)
-	if err != nil {
-		return nil, err
-	}
-	s.handler = mux
-	s.openAPIJSON, err = marshalDocument(openAPIDocument(s.routes_, s.cfg.Version))
+	s.table = s.routes()
+	s.handler = s.buildMux(s.table)
+	s.openAPIJSON, err = marshalDocument(openAPIDocument(s.table, s.cfg.Version))
 	if err != nil {
 		return nil, fmt.Errorf("integration: OpenAPI document: %w", err)
 	}
