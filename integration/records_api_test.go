@@ -295,6 +295,16 @@ func TestRecordsAPI(t *testing.T) {
 					require.Equal(t, rid, m["record_id"])
 				}
 			}
+			// The log pages like every list.
+			r := e.do(t, "GET", "/api/v1/audit?limit=2&record_id="+id, e.admin, nil)
+			page := r.json(t)
+			require.Len(t, page["data"], 2)
+			r = e.do(t, "GET", "/api/v1/audit?limit=2&record_id="+id+"&cursor="+page["next_cursor"].(string), e.admin, nil)
+			page = r.json(t)
+			require.Len(t, page["data"], 1)
+			require.Equal(t, "delete", page["data"].([]any)[0].(map[string]any)["action"])
+			require.Nil(t, page["next_cursor"])
+
 			// Events were written with the same source and actor.
 			evs, err := e.st.ListEvents(context.Background(), e.ws, "", 1000)
 			require.NoError(t, err)
