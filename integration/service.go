@@ -51,7 +51,8 @@ type Config struct {
 	// replicas.
 	RateLimitStore RateLimitStoreFactory
 	// PlanCacheTTL is how long a workspace's plan is cached for rate limiting;
-	// a plan change made on another replica applies within it. Default 2 s.
+	// a plan change made on another replica applies within it. It runs on
+	// real time, not Clock. Default 2 s.
 	PlanCacheTTL time.Duration
 	// KeyCacheTTL is how long a verified key is cached; a revocation made on
 	// another replica applies within it. Default 5 s.
@@ -135,7 +136,7 @@ func New(cfg Config) (*Service, error) {
 	if ttl <= 0 {
 		ttl = defaultPlanCacheTTL
 	}
-	s.plans = newPlanCache(cfg.Store, ttl, s.clock)
+	s.plans = newPlanCache(cfg.Store, ttl)
 	s.limiter, err = s.newLimiter(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("integration: rate limits: %w", err)
