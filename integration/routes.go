@@ -72,7 +72,7 @@ func (s *Service) buildMux(rs []route) *http.ServeMux {
 	}
 	// Anything no route matches ends here, so 404 and 405 are problem
 	// documents like every other error.
-	mux.HandleFunc("/", s.unmatched(mux, rs))
+	mux.Handle("/", s.accessLog(s.unmatched(mux, rs)))
 	return mux
 }
 
