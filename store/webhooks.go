@@ -314,26 +314,68 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*outbound.Delivery, e
 	})
 }
 
-// DeliveryTarget answers a delivery with its endpoint and event.
+// targetRow is a delivery joined with its endpoint and its event's payload,
+// so the delivery worker reads everything it needs in one round trip.
+type targetRow struct {
+	deliveryRow `bun:"extend"`
+
+	EndpointURL             string     `bun:"e_url"`
+	EndpointEvents          string     `bun:"e_events"`
+	EndpointObjects         string     `bun:"e_objects"`
+	EndpointCondition       *string    `bun:"e_condition"`
+	EndpointDescription     string     `bun:"e_description"`
+	EndpointEnabled         bool       `bun:"e_enabled"`
+	EndpointSecret          string     `bun:"e_secret"`
+	EndpointPreviousSecret  string     `bun:"e_previous_secret"`
+	EndpointPreviousExpires *time.Time `bun:"e_previous_secret_expires_at"`
+	EndpointCreatedAt       time.Time  `bun:"e_created_at"`
+	EndpointUpdatedAt       time.Time  `bun:"e_updated_at"`
+	EndpointDisabledAt      *time.Time `bun:"e_disabled_at"`
+	EndpointDisabledReason  string     `bun:"e_disabled_reason"`
+	EndpointFailingSince    *time.Time `bun:"e_failing_since"`
+	EventObject             string     `bun:"ev_object"`
+	EventRecordID           string     `bun:"ev_record_id"`
+	EventPayload            string     `bun:"ev_payload"`
+}
+
+// DeliveryTarget answers a delivery with its endpoint and event, in one
+// query.
 func (s *Store) DeliveryTarget(ctx context.Context, id string) (*outbound.Delivery, *outbound.Endpoint, *records.Event, error) {
-	db := s.IDB(ctx)
-	var d deliveryRow
-	err := db.NewSelect().Model(&d).Where("id = ?", id).Scan(ctx)
+	var row targetRow
+	err := s.IDB(ctx).NewSelect().Model(&row).ModelTableExpr("webhook_deliveries AS d").ColumnExpr("d.*").
+		ColumnExpr("e.url AS e_url, e.events AS e_events, e.objects AS e_objects, e.condition AS e_condition").
+		ColumnExpr("e.description AS e_description, e.enabled AS e_enabled, e.secret AS e_secret").
+		ColumnExpr("e.previous_secret AS e_previous_secret, e.previous_secret_expires_at AS e_previous_secret_expires_at").
+		ColumnExpr("e.created_at AS e_created_at, e.updated_at AS e_updated_at, e.disabled_at AS e_disabled_at").
+		ColumnExpr("e.disabled_reason AS e_disabled_reason, e.failing_since AS e_failing_since").
+		ColumnExpr("ev.object AS ev_object, ev.record_id AS ev_record_id, ev.payload AS ev_payload").
+		Join("JOIN webhook_endpoints AS e ON e.id = d.endpoint_id").
+		Join("JOIN events AS ev ON ev.id = d.event_id AND ev.workspace_id = d.workspace_id").
+		Where("d.id = ?", id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil, deliveryNotFound(id)
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("store: get webhook delivery: %w", err)
+		return nil, nil, nil, fmt.Errorf("store: get webhook delivery target: %w", err)
 	}
-	e, err := s.GetEndpoint(ctx, d.WorkspaceID, d.EndpointID)
+	er := endpointRow{
+		ID: row.EndpointID, WorkspaceID: row.WorkspaceID, URL: row.EndpointURL, Events: row.EndpointEvents,
+		Objects: row.EndpointObjects, Condition: row.EndpointCondition, Description: row.EndpointDescription,
+		Enabled: row.EndpointEnabled, Secret: row.EndpointSecret, PreviousSecret: row.EndpointPreviousSecret,
+		PreviousSecretExpiresAt: row.EndpointPreviousExpires, CreatedAt: row.EndpointCreatedAt,
+		UpdatedAt: row.EndpointUpdatedAt, DisabledAt: row.EndpointDisabledAt, DisabledReason: row.EndpointDisabledReason,
+		FailingSince: row.EndpointFailingSince,
+	}
+	e, err := er.endpoint()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ev, err := s.GetEvent(ctx, d.WorkspaceID, d.EventID)
-	if err != nil {
-		return nil, nil, nil, err
+	ev := new(records.Event)
+	if err := json.Unmarshal([]byte(row.EventPayload), ev); err != nil {
+		return nil, nil, nil, fmt.Errorf("store: event %s: %w", row.EventID, err)
 	}
-	return d.delivery(), e, ev, nil
+	ev.Object, ev.RecordID = row.EventObject, row.EventRecordID
+	return row.delivery(), e, ev, nil
 }
 
 // RecordAttempt logs the attempt under the delivery's next number and
@@ -354,6 +396,28 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		row.ResponseHeaders = &hs
 	}
 	next := webhookTime(r.NextAttemptAt)
+	healthChanges := (a.Error == "") == r.WasFailing
+	if s.dialect == DialectPostgres && !healthChanges {
+		// The common case, one statement: Postgres lets the delivery's
+		// update feed the attempt's insert, which saves a transaction's
+		// four round trips on every delivery.
+		var numbers []int
+		err := s.db.NewRaw(`WITH d AS (
+				UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, status = ?, last_attempt_at = ?, next_attempt_at = ?
+				WHERE workspace_id = ? AND id = ? RETURNING id, attempt_count)
+			INSERT INTO webhook_attempts (delivery_id, number, at, duration_ms, status_code, response_headers, response_body, error, error_kind, triggered_by)
+			SELECT d.id, d.attempt_count, ?, ?, ?, ?, ?, ?, ?, ? FROM d RETURNING number`,
+			r.Status, a.At, next, r.Workspace, r.DeliveryID,
+			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger).Scan(ctx, &numbers)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: record webhook attempt: %w", err)
+		}
+		if len(numbers) == 0 {
+			return deliveryNotFound(r.DeliveryID)
+		}
+		a.Number = numbers[0]
+		return nil
+	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var numbers []int
 		err := tx.NewUpdate().Model((*deliveryRow)(nil)).
@@ -370,6 +434,11 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		a.Number, row.Number = numbers[0], numbers[0]
 		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
 			return fmt.Errorf("store: insert webhook attempt: %w", err)
+		}
+		// The endpoint's health changes only on a success after failures or
+		// a failure after successes; otherwise the round trip is saved.
+		if !healthChanges {
+			return nil
 		}
 		upd := tx.NewUpdate().Model((*endpointRow)(nil)).Where("workspace_id = ? AND id = ?", r.Workspace, r.EndpointID)
 		if a.Error == "" {

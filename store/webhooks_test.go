@@ -159,7 +159,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		require.NotNil(t, failing.FailingSince)
 
 		later := now.Add(time.Minute)
-		fail2 := &outbound.AttemptRecord{Workspace: ws, DeliveryID: d.ID, EndpointID: e.ID, Status: outbound.StatusPending,
+		fail2 := &outbound.AttemptRecord{Workspace: ws, DeliveryID: d.ID, EndpointID: e.ID, Status: outbound.StatusPending, WasFailing: true,
 			Attempt: outbound.Attempt{At: later, ErrorKind: outbound.ErrorKindRefused, Error: "connection refused", Trigger: outbound.TriggerScheduled}}
 		require.NoError(t, st.RecordAttempt(ctx, fail2))
 		require.Equal(t, 2, fail2.Attempt.Number)
@@ -168,7 +168,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		require.Equal(t, failing.FailingSince, stillFailing.FailingSince, "the first failure dates the failing period")
 
 		ok := &outbound.AttemptRecord{Workspace: ws, DeliveryID: d.ID, EndpointID: e.ID, Status: outbound.StatusSucceeded,
-			Attempt: outbound.Attempt{At: later, StatusCode: 204, Trigger: outbound.TriggerScheduled}}
+			WasFailing: true, Attempt: outbound.Attempt{At: later, StatusCode: 204, Trigger: outbound.TriggerScheduled}}
 		require.NoError(t, st.RecordAttempt(ctx, ok))
 		require.Equal(t, 3, ok.Attempt.Number)
 		healthy, err := st.GetEndpoint(ctx, ws, e.ID)

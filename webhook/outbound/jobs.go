@@ -53,8 +53,9 @@ const (
 )
 
 // RiverConfig fills in cfg what prompt delivery needs, keeping any value
-// already set: the poll and cooldown intervals, the default queue (where the
-// store enqueues fan-out jobs) and the delivery queue. Register the workers
+// already set: the poll and cooldown intervals, the delivery queue, and at
+// least RiverFanoutWorkers on the default queue, where the store enqueues
+// fan-out jobs. Register the workers
 // and the periodic jobs separately.
 //
 // It leaves JobTimeout and RescueStuckJobsAfter alone: outbound's jobs set
@@ -71,8 +72,12 @@ func (s *Service) RiverConfig(cfg *river.Config) {
 	if cfg.Queues == nil {
 		cfg.Queues = map[string]river.QueueConfig{}
 	}
-	if _, ok := cfg.Queues[river.QueueDefault]; !ok {
-		cfg.Queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: RiverFanoutWorkers}
+	// Fan-out shares the default queue with whatever else the host runs
+	// there; it gets at least RiverFanoutWorkers so events do not queue
+	// behind a host's small default.
+	if q := cfg.Queues[river.QueueDefault]; q.MaxWorkers < RiverFanoutWorkers {
+		q.MaxWorkers = RiverFanoutWorkers
+		cfg.Queues[river.QueueDefault] = q
 	}
 	if _, ok := cfg.Queues[s.queue]; !ok {
 		cfg.Queues[s.queue] = river.QueueConfig{MaxWorkers: RiverMaxWorkers}
@@ -245,7 +250,7 @@ func (s *Service) deliver(ctx context.Context, id, trigger string, attempt, maxA
 	if err != nil {
 		return 0, err
 	}
-	rec := &AttemptRecord{Workspace: d.Workspace, DeliveryID: d.ID, EndpointID: e.ID, Attempt: a}
+	rec := &AttemptRecord{Workspace: d.Workspace, DeliveryID: d.ID, EndpointID: e.ID, Attempt: a, WasFailing: e.FailingSince != nil}
 	var (
 		retry         time.Duration
 		disableReason string

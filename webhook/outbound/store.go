@@ -109,6 +109,11 @@ type AttemptRecord struct {
 	Attempt       Attempt
 	Status        string
 	NextAttemptAt *time.Time
+	// WasFailing is whether the endpoint had FailingSince set when the
+	// attempt began. The store may skip the endpoint's health when the
+	// attempt leaves it as it was (a success on a healthy endpoint, a failure
+	// on a failing one).
+	WasFailing bool
 }
 
 // EnqueueFunc inserts jobs in the transaction that wrote deliveries, so a
@@ -152,7 +157,7 @@ type Store interface {
 	// RecordAttempt logs an attempt and applies its effects in one
 	// transaction: the delivery's status, attempt count and times, and the
 	// endpoint's FailingSince (cleared on success, set to the attempt's time
-	// on failure unless already set).
+	// on failure unless already set; see AttemptRecord.WasFailing).
 	RecordAttempt(ctx context.Context, r *AttemptRecord) error
 	// SetDeliveryStatus changes a delivery's status without an attempt.
 	SetDeliveryStatus(ctx context.Context, workspace, id, status string) error
