@@ -180,6 +180,9 @@ func newTarget(ctx context.Context, o options) (*target, error) {
 		Logger:     slog.New(slog.DiscardHandler),
 		Plans:      append(records.DefaultPlans(), records.Plan{Name: unmetered}),
 		RateLimits: limits,
+		// The webhook scenarios' receiver is on loopback, like everything
+		// this command loads.
+		AllowPrivateWebhooks: true,
 	})
 	if err != nil {
 		_ = st.Close()

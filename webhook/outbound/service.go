@@ -405,6 +405,7 @@ func (s *Service) SendTest(ctx context.Context, workspace, id string) (*Attempt,
 	if err != nil {
 		return nil, err
 	}
+	a.Number = 1
 	return &a, nil
 }
 

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+func init() {
+	register("webhooks", scenario{
+		description: "record updates at -rate per second (default 200) to one webhook endpoint on a loopback receiver; " +
+			"deliveries/s and commit-to-receipt latency",
+		run: func(ctx context.Context, t *target, o options) (map[string]any, error) {
+			if o.rate <= 0 {
+				o.rate = 200
+			}
+			return runWebhooks(ctx, t, o, false)
+		},
+	})
+	register("webhooks-push", scenario{
+		description: "record updates as fast as -concurrency writers go, to one webhook endpoint on a loopback receiver; " +
+			"sustained deliveries/s",
+		run: func(ctx context.Context, t *target, o options) (map[string]any, error) {
+			return runWebhooks(ctx, t, o, true)
+		},
+	})
+}
+
+// hookSink is the loopback receiver: it notes when each event arrives and
+// how long after its commit.
+type hookSink struct {
+	mu        sync.Mutex
+	seen      map[string]bool
+	latencies []time.Duration
+	dups      int
+	first     time.Time
+	last      time.Time
+}
+
+func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	var ev struct {
+		CreatedAt time.Time `json:"created_at"`
+	}
+	b, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = json.Unmarshal(b, &ev)
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	id := r.Header.Get("webhook-id")
+	h.mu.Lock()
+	if h.seen[id] {
+		h.dups++
+	} else {
+		h.seen[id] = true
+		// The event's time is taken inside the write's transaction, just
+		// before it commits: this is commit-to-receipt, to within the commit.
+		h.latencies = append(h.latencies, now.Sub(ev.CreatedAt))
+		if h.first.IsZero() {
+			h.first = now
+		}
+		h.last = now
+	}
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *hookSink) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.latencies)
+}
+
+// runWebhooks registers an endpoint for record.updated pointing at a
+// loopback receiver, updates records through the API either at o.rate per
+// second or (push) as fast as o.concurrency writers manage, waits for the
+// deliveries to drain, and answers the figures. The server must allow
+// private webhook targets (in-process it does; a -url server needs
+// -allow-private-webhooks).
+func runWebhooks(ctx context.Context, t *target, o options, push bool) (map[string]any, error) {
+	sink := &hookSink{seen: map[string]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: sink, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() { _ = srv.Close() }()
+
+	key, err := t.newKey(ctx, "Load webhooks", "READ", "WRITE")
+	if err != nil {
+		return nil, fmt.Errorf("create key: %w", err)
+	}
+	var endpoint struct {
+		ID string `json:"id"`
+	}
+	if _, err := t.call(ctx, "POST", "/api/v1/webhooks", t.admin, map[string]any{
+		"url": "http://" + ln.Addr().String() + "/hook", "events": []string{"record.updated"}, "description": "load test",
+	}, &endpoint); err != nil {
+		return nil, fmt.Errorf("create endpoint (a -url server needs -allow-private-webhooks): %w", err)
+	}
+	defer func() {
+		_, _ = t.call(context.Background(), "DELETE", "/api/v1/webhooks/"+endpoint.ID, t.admin, nil, nil)
+	}()
+
+	// Updates spread over a few records, so they do not all queue on one
+	// row's lock.
+	ids := make([]string, max(o.concurrency, 8))
+	for i := range ids {
+		var rec struct {
+			ID string `json:"id"`
+		}
+		if _, err := t.call(ctx, "POST", "/api/v1/records/opportunity", key, map[string]any{"fields": map[string]any{
+			"name": "Webhook load " + strconv.Itoa(i), "amount": 1000, "stage": "Prospecting"}}, &rec); err != nil {
+			return nil, fmt.Errorf("create record: %w", err)
+		}
+		ids[i] = rec.ID
+	}
+
+	var (
+		mu      sync.Mutex
+		n       int
+		written int
+		failed  int
+		first   error
+	)
+	update := func(ctx context.Context) error {
+		mu.Lock()
+		n++
+		i := n
+		mu.Unlock()
+		_, err := t.call(ctx, "PATCH", "/api/v1/records/opportunity/"+ids[i%len(ids)], key,
+			map[string]any{"fields": map[string]any{"amount": i}}, nil)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if ctx.Err() == nil {
+				failed++
+				if first == nil {
+					first = err
+				}
+			}
+			return err
+		}
+		written++
+		return nil
+	}
+
+	start := time.Now()
+	var writes map[string]any
+	if push {
+		writes = hammer(ctx, o, update)
+	} else {
+		writes, err = paced(ctx, o, update)
+		if err != nil {
+			return nil, err
+		}
+	}
+	writeTime := time.Since(start)
+
+	// Drain: wait for every acknowledged write's delivery, for at most half
+	// a minute after the last one stops arriving.
+	mu.Lock()
+	want := written
+	mu.Unlock()
+	lastCount, lastChange := -1, time.Now()
+	for sink.count() < want && time.Since(lastChange) < 30*time.Second && ctx.Err() == nil {
+		if c := sink.count(); c != lastCount {
+			lastCount, lastChange = c, time.Now()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	sink.mu.Lock()
+	lat := slices.Clone(sink.latencies)
+	dups, firstAt, lastAt := sink.dups, sink.first, sink.last
+	sink.mu.Unlock()
+	slices.Sort(lat)
+	span := lastAt.Sub(firstAt)
+	res := map[string]any{
+		"mode":             map[bool]string{false: "fixed_rate", true: "push"}[push],
+		"updates":          want,
+		"update_errors":    failed,
+		"updates_per_s":    round(float64(want) / writeTime.Seconds()),
+		"deliveries":       len(lat),
+		"duplicates":       dups,
+		"lost":             max(0, want-len(lat)),
+		"deliveries_per_s": round(float64(len(lat)) / max(span, writeTime).Seconds()),
+		"p50_ms":           round(ms(percentile(lat, 0.50))),
+		"p90_ms":           round(ms(percentile(lat, 0.90))),
+		"p99_ms":           round(ms(percentile(lat, 0.99))),
+		"max_ms":           round(ms(percentile(lat, 1))),
+		"write_p50_ms":     writes["p50_ms"],
+		"write_p99_ms":     writes["p99_ms"],
+	}
+	if !push {
+		res["rate"] = o.rate
+	}
+	if first != nil {
+		res["first_error"] = first.Error()
+	}
+	if len(lat) == 0 {
+		return res, errors.New("no delivery arrived")
+	}
+	return res, nil
+}
+
+// paced starts op o.rate times a second for the run's duration, each in its
+// own goroutine so a slow one does not hold up the schedule, with at most
+// o.concurrency in flight (a start that finds them all busy waits).
+func paced(ctx context.Context, o options, op func(ctx context.Context) error) (map[string]any, error) {
+	interval := time.Duration(float64(time.Second) / o.rate)
+	if interval <= 0 {
+		return nil, errors.New("-rate is too high")
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	var (
+		rec recorder
+		wg  sync.WaitGroup
+	)
+	slots := make(chan struct{}, o.concurrency)
+	start := time.Now()
+	for i := 0; ; i++ {
+		next := start.Add(time.Duration(i) * interval)
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			t0 := time.Now()
+			// The write finishes even when the run's time is up, so every
+			// update started is one whose delivery is awaited.
+			err := op(context.WithoutCancel(ctx))
+			rec.add(time.Since(t0), err)
+		})
+	}
+	wg.Wait()
+	return rec.figures(time.Since(start)), nil
+}
