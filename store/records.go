@@ -376,29 +376,53 @@ func (t *Tx) InsertEvents(ctx context.Context, events ...*records.Event) error {
 		return nil
 	}
 	rows := make([]eventRow, len(events))
-	jobs := make([]river.InsertManyParams, len(events))
 	for i, e := range events {
-		if e.ID == "" {
-			e.ID = records.NewID("evt")
-		}
-		e.CreatedAt = storedTime(e.CreatedAt)
-		if e.RecordID == "" && e.Record != nil {
-			e.RecordID = e.Record.ID
-		}
-		payload, err := json.Marshal(e)
+		row, err := newEventRow(e)
 		if err != nil {
-			return fmt.Errorf("store: event payload: %w", err)
+			return err
 		}
-		rows[i] = eventRow{
-			ID: e.ID, WorkspaceID: e.Workspace, Type: e.Type, Object: e.Object, RecordID: e.RecordID,
-			Payload: string(payload), CreatedAt: e.CreatedAt,
-		}
-		jobs[i] = river.InsertManyParams{Args: records.FanoutArgs{EventID: e.ID, Workspace: e.Workspace}}
+		rows[i] = row
 	}
 	if _, err := t.tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 		return mapWriteErr("insert events", err)
 	}
-	if _, err := t.s.JobClient().InsertManyTx(ctx, t.tx.Tx, jobs); err != nil {
+	return t.EnqueueFanout(ctx, events...)
+}
+
+// newEventRow gives e an id and a time when it has none and answers its row.
+func newEventRow(e *records.Event) (eventRow, error) {
+	if e.ID == "" {
+		e.ID = records.NewID("evt")
+	}
+	e.CreatedAt = storedTime(e.CreatedAt)
+	if e.RecordID == "" && e.Record != nil {
+		e.RecordID = e.Record.ID
+	}
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return eventRow{}, fmt.Errorf("store: event payload: %w", err)
+	}
+	return eventRow{
+		ID: e.ID, WorkspaceID: e.Workspace, Type: e.Type, Object: e.Object, RecordID: e.RecordID,
+		Payload: string(payload), CreatedAt: e.CreatedAt,
+	}, nil
+}
+
+// EnqueueFanout enqueues one records.FanoutArgs job per event, already
+// stored, through the store's River client in the transaction.
+//
+// It uses River's InsertManyFastTx: the jobs carry no unique options, so
+// InsertManyTx's conflict handling and the job rows it reads back would be
+// paid for and thrown away.
+func (t *Tx) EnqueueFanout(ctx context.Context, events ...*records.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	jobs := make([]river.InsertManyParams, len(events))
+	for i, e := range events {
+		jobs[i] = river.InsertManyParams{Args: records.FanoutArgs{EventID: e.ID, Workspace: e.Workspace}}
+	}
+	if _, err := t.s.JobClient().InsertManyFastTx(ctx, t.tx.Tx, jobs); err != nil {
 		return fmt.Errorf("store: enqueue event fanout: %w", err)
 	}
 	return nil
