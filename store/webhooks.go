@@ -189,14 +189,68 @@ func (s *Store) ListEndpoints(ctx context.Context, workspace, after string, limi
 	return endpoints(rows)
 }
 
-// EnabledEndpoints answers every enabled endpoint of the workspace.
-func (s *Store) EnabledEndpoints(ctx context.Context, workspace string) ([]*outbound.Endpoint, error) {
-	var rows []endpointRow
-	if err := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ? AND enabled", workspace).
-		Order("id").Scan(ctx); err != nil {
-		return nil, fmt.Errorf("store: enabled webhook endpoints: %w", err)
+// fanoutRow is an event with one enabled endpoint of its workspace, or with
+// none (the endpoint columns NULL).
+type fanoutRow struct {
+	EventObject   string     `bun:"ev_object"`
+	EventRecordID string     `bun:"ev_record_id"`
+	EventPayload  string     `bun:"ev_payload"`
+	ID            *string    `bun:"id"`
+	WorkspaceID   *string    `bun:"workspace_id"`
+	URL           *string    `bun:"url"`
+	Events        *string    `bun:"events"`
+	Objects       *string    `bun:"objects"`
+	Condition     *string    `bun:"condition"`
+	Description   *string    `bun:"description"`
+	Enabled       *bool      `bun:"enabled"`
+	Secret        *string    `bun:"secret"`
+	PrevSecret    *string    `bun:"previous_secret"`
+	PrevExpires   *time.Time `bun:"previous_secret_expires_at"`
+	CreatedAt     *time.Time `bun:"created_at"`
+	UpdatedAt     *time.Time `bun:"updated_at"`
+	DisabledAt    *time.Time `bun:"disabled_at"`
+	DisabledWhy   *string    `bun:"disabled_reason"`
+	FailingSince  *time.Time `bun:"failing_since"`
+}
+
+// FanoutTargets answers the event with the enabled endpoints of its
+// workspace, in one query.
+func (s *Store) FanoutTargets(ctx context.Context, workspace, eventID string) (*records.Event, []*outbound.Endpoint, error) {
+	var rows []fanoutRow
+	err := s.IDB(ctx).NewSelect().Model(&rows).ModelTableExpr("events AS ev").
+		ColumnExpr("ev.object AS ev_object, ev.record_id AS ev_record_id, ev.payload AS ev_payload").
+		ColumnExpr("e.id, e.workspace_id, e.url, e.events, e.objects, e.condition, e.description, e.enabled, e.secret").
+		ColumnExpr("e.previous_secret, e.previous_secret_expires_at, e.created_at, e.updated_at, e.disabled_at").
+		ColumnExpr("e.disabled_reason, e.failing_since").
+		Join("LEFT JOIN webhook_endpoints AS e ON e.workspace_id = ev.workspace_id AND e.enabled").
+		Where("ev.workspace_id = ? AND ev.id = ?", workspace, eventID).OrderExpr("e.id").Scan(ctx)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("store: fan-out targets: %w", err)
 	}
-	return endpoints(rows)
+	if len(rows) == 0 {
+		return nil, nil, fmt.Errorf("store: event %s: %w", eventID, records.ErrNotFound)
+	}
+	ev := new(records.Event)
+	if err := json.Unmarshal([]byte(rows[0].EventPayload), ev); err != nil {
+		return nil, nil, fmt.Errorf("store: event %s: %w", eventID, err)
+	}
+	ev.Object, ev.RecordID = rows[0].EventObject, rows[0].EventRecordID
+	var out []*outbound.Endpoint
+	for _, r := range rows {
+		if r.ID == nil {
+			continue
+		}
+		er := endpointRow{ID: *r.ID, WorkspaceID: *r.WorkspaceID, URL: *r.URL, Events: *r.Events, Objects: *r.Objects,
+			Condition: r.Condition, Description: *r.Description, Enabled: *r.Enabled, Secret: *r.Secret,
+			PreviousSecret: *r.PrevSecret, PreviousSecretExpiresAt: r.PrevExpires, CreatedAt: *r.CreatedAt,
+			UpdatedAt: *r.UpdatedAt, DisabledAt: r.DisabledAt, DisabledReason: *r.DisabledWhy, FailingSince: r.FailingSince}
+		e, err := er.endpoint()
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, e)
+	}
+	return ev, out, nil
 }
 
 func endpoints(rows []endpointRow) ([]*outbound.Endpoint, error) {

@@ -132,8 +132,10 @@ type Store interface {
 	// ListEndpoints answers endpoints ordered by id with an id greater than
 	// after, at most limit of them.
 	ListEndpoints(ctx context.Context, workspace, after string, limit int) ([]*Endpoint, error)
-	// EnabledEndpoints answers every enabled endpoint of the workspace.
-	EnabledEndpoints(ctx context.Context, workspace string) ([]*Endpoint, error)
+	// FanoutTargets answers an event of the workspace with every enabled
+	// endpoint of its workspace, in one round trip; ErrNotFound when there is
+	// no such event.
+	FanoutTargets(ctx context.Context, workspace, eventID string) (*records.Event, []*Endpoint, error)
 	// UpdateEndpoint stores every field of e but ID, Workspace and CreatedAt;
 	// ErrNotFound when there is no such endpoint.
 	UpdateEndpoint(ctx context.Context, e *Endpoint) error
@@ -142,9 +144,6 @@ type Store interface {
 	DisableEndpoint(ctx context.Context, workspace, id string, at time.Time, reason string) error
 	// DeleteEndpoint removes an endpoint with its deliveries and their attempts.
 	DeleteEndpoint(ctx context.Context, workspace, id string) error
-
-	// GetEvent answers one committed record event.
-	GetEvent(ctx context.Context, workspace, id string) (*records.Event, error)
 
 	// CreateDeliveries inserts the deliveries, skipping any whose (event,
 	// endpoint) pair exists already, and calls enqueue with those it inserted,
