@@ -44,7 +44,7 @@ const (
 	RiverMaxWorkers = 100
 	// RiverFanoutWorkers is the concurrency suggested for the default queue,
 	// where fan-out jobs run.
-	RiverFanoutWorkers = 20
+	RiverFanoutWorkers = 50
 	// OrphanSweepInterval is how often the orphan sweep looks for fan-out and
 	// delivery jobs left running by a process that died.
 	OrphanSweepInterval = 5 * time.Second
