@@ -48,6 +48,41 @@ type BatchResult struct {
 	Err     error
 }
 
+// RowWrite is the whole write of one created or updated record: the plan
+// reservation, the record, its audit entry and its event.
+type RowWrite struct {
+	// Record is the state to store. On an update its Version is already the
+	// new version, and the stored version must be Version-1.
+	Record *Record
+	// Create says Record is new; otherwise it updates the stored record.
+	Create bool
+	// ExternalID and Unique are as for Tx.InsertRecord and Tx.UpdateRecord.
+	ExternalID string
+	Unique     map[string]string
+	// Reserve, on a create, reserves one place of the workspace's plan
+	// first, as Tx.ReserveRecords(workspace, 1, Max) does.
+	Reserve bool
+	Max     int64
+	Audit   *AuditEntry
+	Event   *Event
+}
+
+// RowTx is a Tx that writes a RowWrite in one step: on Postgres one
+// statement instead of one round trip for each of the reservation, the
+// record, the audit entry and the event. The pipeline uses it for creates
+// and updates when the Store's Tx implements it; the store package's does.
+type RowTx interface {
+	Tx
+	// WriteRow does what ReserveRecords (when w.Reserve), InsertRecord or
+	// UpdateRecord, InsertAudit and InsertEvents do for one row, failing
+	// with the same errors, except that it enqueues no fan-out job: the
+	// pipeline calls EnqueueFanout once for all the events of a batch.
+	WriteRow(ctx context.Context, w *RowWrite) error
+	// EnqueueFanout enqueues one FanoutArgs job per event, for events
+	// WriteRow stored.
+	EnqueueFanout(ctx context.Context, events ...*Event) error
+}
+
 // errDryRun rolls back a dry run's transaction.
 var errDryRun = errors.New("records: dry run")
 
@@ -87,6 +122,12 @@ type row struct {
 	// reserved says the transaction reserved the plan count for this row
 	// with the batch's other rows (see reserveAhead).
 	reserved bool
+	// audit and event are the row's entries, made when the row is applied;
+	// stored says the Tx wrote them with the record (RowTx), so that only
+	// the event's fan-out job is left to enqueue.
+	audit  *AuditEntry
+	event  *Event
+	stored bool
 	// err and retry are the outcome of the row in partial mode.
 	err   error
 	retry bool
@@ -95,7 +136,8 @@ type row struct {
 // Batch runs items through the pipeline in one transaction. Every row takes
 // the steps a single write takes (single writes are batches of one), and
 // gets its own audit entry and event; the batch's audit entries and events
-// are inserted with one call each.
+// are inserted with one call each, or, on a RowTx, with their rows, and
+// their fan-out jobs are enqueued with one call.
 //
 // In all-or-none mode a failing row fails the batch: its result carries its
 // error, every other row's error wraps ErrBatchAborted, and the returned
@@ -294,6 +336,7 @@ func (t *txRun) do(ctx context.Context, tx Tx) error {
 	}
 	audits := make([]*AuditEntry, 0, len(t.rows))
 	events := make([]*Event, 0, len(t.rows))
+	var fanout []*Event
 	for pos, r := range t.rows {
 		if r.act == actNoop || r.err != nil {
 			continue
@@ -302,7 +345,8 @@ func (t *txRun) do(ctx context.Context, tx Tx) error {
 			t.retry = append(t.retry, r.idx)
 			continue
 		}
-		r.reserved = ahead[r.rec.Workspace] != nil
+		a := ahead[r.rec.Workspace]
+		r.reserved = a != nil
 		var err error
 		if t.opts.AllOrNone || pos < t.savepointFrom {
 			err = t.p.apply(ctx, tx, r)
@@ -324,7 +368,7 @@ func (t *txRun) do(ctx context.Context, tx Tx) error {
 			}
 			continue
 		}
-		if a := ahead[r.rec.Workspace]; a != nil {
+		if r.reserved {
 			switch r.act {
 			case actCreate:
 				a.unused--
@@ -332,15 +376,23 @@ func (t *txRun) do(ctx context.Context, tx Tx) error {
 				a.deleted++
 			}
 		}
-		au, ev := r.entries()
-		audits = append(audits, au)
-		events = append(events, ev)
+		if r.stored {
+			fanout = append(fanout, r.event)
+		} else {
+			audits = append(audits, r.audit)
+			events = append(events, r.event)
+		}
 	}
 	if err := t.settle(ctx, tx, ahead); err != nil {
 		return err
 	}
 	if t.opts.DryRun {
 		return errDryRun
+	}
+	if len(fanout) > 0 {
+		if err := tx.(RowTx).EnqueueFanout(ctx, fanout...); err != nil {
+			return err
+		}
 	}
 	if len(audits) == 0 {
 		return nil
@@ -362,7 +414,10 @@ type reservation struct {
 // reserveAhead reserves, per workspace, the places all the batch's creates
 // need with one ReserveRecords, instead of one per row. Where that would
 // pass the plan's cap, the workspace is left out, and its rows reserve one
-// by one in row order, so exactly the rows past the cap fail.
+// by one in row order, so exactly the rows past the cap fail. So is a
+// workspace with a single create (every single create): one reservation
+// either way, and the row's own is the same statement as its record on a
+// RowTx.
 func (t *txRun) reserveAhead(ctx context.Context, tx Tx) (map[string]*reservation, error) {
 	need := make(map[string]int64, 1)
 	caps := make(map[string]int64, 1)
@@ -383,7 +438,11 @@ func (t *txRun) reserveAhead(ctx context.Context, tx Tx) (map[string]*reservatio
 	}
 	ahead := make(map[string]*reservation, len(order))
 	for _, ws := range order {
-		if n := need[ws]; n > 0 {
+		n := need[ws]
+		if n == 1 {
+			continue
+		}
+		if n > 0 {
 			err := tx.ReserveRecords(ctx, ws, n, caps[ws])
 			if errors.Is(err, ErrPlanLimit) {
 				continue
@@ -392,7 +451,7 @@ func (t *txRun) reserveAhead(ctx context.Context, tx Tx) (map[string]*reservatio
 				return nil, err
 			}
 		}
-		ahead[ws] = &reservation{unused: need[ws]}
+		ahead[ws] = &reservation{unused: n}
 	}
 	return ahead, nil
 }
@@ -670,11 +729,25 @@ func (p *Pipeline) prepareDelete(ctx context.Context, r *row, cur *Record, bs *b
 }
 
 // apply is the transactional part of one row: the plan's record count, the
-// record itself, then the After rules.
+// record itself, then the After rules. A create or update on a RowTx also
+// writes the row's audit entry and event, with the record.
 func (p *Pipeline) apply(ctx context.Context, tx Tx, r *row) error {
 	rec := r.rec
-	switch r.act {
-	case actCreate:
+	r.audit, r.event = r.entries()
+	r.stored = false
+	rt, rowTx := tx.(RowTx)
+	switch {
+	case rowTx && (r.act == actCreate || r.act == actUpdate):
+		w := &RowWrite{
+			Record: rec, Create: r.act == actCreate, ExternalID: r.ext, Unique: r.unique,
+			Reserve: r.act == actCreate && !r.reserved, Max: r.max,
+			Audit: r.audit, Event: r.event,
+		}
+		if err := rt.WriteRow(ctx, w); err != nil {
+			return err
+		}
+		r.stored = true
+	case r.act == actCreate:
 		if !r.reserved {
 			if err := tx.ReserveRecords(ctx, rec.Workspace, 1, r.max); err != nil {
 				return err
@@ -683,11 +756,11 @@ func (p *Pipeline) apply(ctx context.Context, tx Tx, r *row) error {
 		if err := tx.InsertRecord(ctx, rec, r.ext, r.unique); err != nil {
 			return err
 		}
-	case actUpdate:
+	case r.act == actUpdate:
 		if err := tx.UpdateRecord(ctx, rec, r.ext, r.unique); err != nil {
 			return err
 		}
-	case actDelete:
+	case r.act == actDelete:
 		if err := tx.DeleteRecord(ctx, rec.Workspace, rec.Object, rec.ID, rec.Version); err != nil {
 			return err
 		}

@@ -72,7 +72,11 @@
 //     version read in step 1); the After rules, with RuleContext.Tx; the
 //     audit entry (actor, source, before and after of every changed field)
 //     and the event, with Tx.InsertAudit and Tx.InsertEvents, which also
-//     enqueues the event's fan-out job.
+//     enqueues the event's fan-out job. When the Tx is a RowTx (the store
+//     package's is), a create or update writes its reservation, record,
+//     audit entry and event with one RowTx.WriteRow before the After rules,
+//     which on Postgres is one statement, and the fan-out job is enqueued
+//     with RowTx.EnqueueFanout; what commits is the same.
 //  7. Commit. If any step fails nothing of the write remains: no record, no
 //     audit entry, no event, no job.
 //
@@ -127,8 +131,10 @@
 // row takes exactly the steps above, with its own validation, rules, limit
 // check, audit entry and event; single writes are batches of one, so the
 // two cannot drift apart. The batch's audit entries and events (and their
-// jobs) are inserted with one call each. Rows see what earlier rows of the
-// same batch write: a batch may create a record and then update it.
+// jobs) are inserted with one call each, except those a RowTx wrote with
+// their rows; their jobs are still enqueued with one call. Rows see what
+// earlier rows of the same batch write: a batch may create a record and then
+// update it.
 //
 // In all-or-none mode (BatchOptions.AllOrNone) any failing row fails the
 // batch and nothing is written; every row is validated first, so the answer
@@ -144,9 +150,9 @@
 //
 // A batch reserves the plan places of all its creates in a workspace with
 // one Tx.ReserveRecords, and gives back in one call what failed rows did not
-// use and what its deletes freed. When the creates would pass the cap, the
-// rows of that workspace reserve one by one instead, in row order, so
-// exactly the rows past the cap fail with ErrPlanLimit.
+// use and what its deletes freed. When the creates would pass the cap, or
+// there is only one, the rows of that workspace reserve one by one instead,
+// in row order, so exactly the rows past the cap fail with ErrPlanLimit.
 //
 // # Errors
 //

@@ -168,6 +168,11 @@ func (t *Tx) ReserveRecords(ctx context.Context, workspace string, delta, max in
 	} else if n == 1 {
 		return nil
 	}
+	return t.reserveFailed(ctx, workspace, max)
+}
+
+// reserveFailed tells why a reservation under max updated no workspace.
+func (t *Tx) reserveFailed(ctx context.Context, workspace string, max int64) error {
 	exists, err := t.tx.NewSelect().Table("workspaces").Where("id = ?", workspace).Exists(ctx)
 	if err != nil {
 		return fmt.Errorf("store: reserve records: %w", err)
@@ -262,6 +267,13 @@ func (t *Tx) checkWritten(ctx context.Context, res sql.Result, workspace, object
 	if n == 1 {
 		return nil
 	}
+	return t.unwritten(ctx, workspace, object, id)
+}
+
+// unwritten tells why a write guarded by the record's version touched no
+// row: the record is gone (ErrNotFound) or has another version
+// (ErrConflict).
+func (t *Tx) unwritten(ctx context.Context, workspace, object, id string) error {
 	exists, err := t.tx.NewSelect().Table("records").
 		Where("workspace_id = ? AND object = ? AND id = ?", workspace, object, id).Exists(ctx)
 	if err != nil {
@@ -340,32 +352,41 @@ func (t *Tx) InsertAudit(ctx context.Context, entries ...*records.AuditEntry) er
 	}
 	rows := make([]auditRow, len(entries))
 	for i, e := range entries {
-		if e.ID == "" {
-			e.ID = records.NewID("aud")
-		}
-		e.CreatedAt = storedTime(e.CreatedAt)
-		actor, err := json.Marshal(e.Actor)
+		row, err := newAuditRow(e)
 		if err != nil {
-			return fmt.Errorf("store: audit actor: %w", err)
+			return err
 		}
-		changes := e.Changes
-		if changes == nil {
-			changes = map[string]records.Change{}
-		}
-		ch, err := json.Marshal(changes)
-		if err != nil {
-			return fmt.Errorf("store: audit changes: %w", err)
-		}
-		rows[i] = auditRow{
-			ID: e.ID, WorkspaceID: e.Workspace, Object: e.Object, RecordID: e.RecordID,
-			Action: e.Action, Source: string(e.Source), Actor: string(actor), Changes: string(ch),
-			CreatedAt: e.CreatedAt,
-		}
+		rows[i] = row
 	}
 	if _, err := t.tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 		return mapWriteErr("insert audit", err)
 	}
 	return nil
+}
+
+// newAuditRow gives e an id and a time when it has none and answers its row.
+func newAuditRow(e *records.AuditEntry) (auditRow, error) {
+	if e.ID == "" {
+		e.ID = records.NewID("aud")
+	}
+	e.CreatedAt = storedTime(e.CreatedAt)
+	actor, err := json.Marshal(e.Actor)
+	if err != nil {
+		return auditRow{}, fmt.Errorf("store: audit actor: %w", err)
+	}
+	changes := e.Changes
+	if changes == nil {
+		changes = map[string]records.Change{}
+	}
+	ch, err := json.Marshal(changes)
+	if err != nil {
+		return auditRow{}, fmt.Errorf("store: audit changes: %w", err)
+	}
+	return auditRow{
+		ID: e.ID, WorkspaceID: e.Workspace, Object: e.Object, RecordID: e.RecordID,
+		Action: e.Action, Source: string(e.Source), Actor: string(actor), Changes: string(ch),
+		CreatedAt: e.CreatedAt,
+	}, nil
 }
 
 // InsertEvents writes the events in one statement, giving an id and a time

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open(t)) })
 	t.Run("ListRecords", func(t *testing.T) { testListRecords(t, open(t)) })
+	t.Run("WriteRow", func(t *testing.T) { testWriteRow(t, open(t)) })
 }
 
 // Workspace creates a workspace on plan for a test.
@@ -715,4 +716,127 @@ func testListRecords(t *testing.T, st *store.Store) {
 			require.ErrorAs(t, err, &ve)
 		})
 	}
+}
+
+// testWriteRow checks that one WriteRow does what the separate calls do,
+// and fails as they fail, leaving nothing of the row behind.
+func testWriteRow(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	ws := Workspace(t, st, "starter")
+	const limit = 3
+	row := func(r *records.Record, create bool, ext string, unique map[string]string) *records.RowWrite {
+		action, typ := "update", records.EventUpdated
+		if create {
+			action, typ = "create", records.EventCreated
+		}
+		actor := records.Actor{Kind: "api_key", ID: "key_1"}
+		return &records.RowWrite{
+			Record: r, Create: create, ExternalID: ext, Unique: unique, Reserve: create, Max: limit,
+			Audit: &records.AuditEntry{
+				Workspace: r.Workspace, Object: r.Object, RecordID: r.ID, Action: action,
+				Source: records.SourceAPI, Actor: actor, Changes: map[string]records.Change{"name": {To: r.Fields["name"]}},
+			},
+			Event: &records.Event{
+				Workspace: r.Workspace, Type: typ, Object: r.Object, Record: r, Source: records.SourceAPI, Actor: actor,
+			},
+		}
+	}
+	write := func(w *records.RowWrite) error {
+		return st.InTx(ctx, func(ctx context.Context, tx records.Tx) error {
+			rt := tx.(records.RowTx)
+			if err := rt.WriteRow(ctx, w); err != nil {
+				return err
+			}
+			return rt.EnqueueFanout(ctx, w.Event)
+		})
+	}
+	// counts answers the records, audit entries, events and fan-out jobs
+	// of ws, and its plan count.
+	counts := func() []int {
+		n, err := st.RecordCount(ctx, ws.ID)
+		require.NoError(t, err)
+		var c [4]int
+		for i, table := range []string{"records", "audit_entries", "events"} {
+			require.NoError(t, st.DB().NewRaw("SELECT count(*) FROM "+table+" WHERE workspace_id = ?", ws.ID).Scan(ctx, &c[i]))
+		}
+		c[3] = CountJobs(t, ctx, st, records.FanoutArgs{}.Kind())
+		return []int{c[0], c[1], c[2], c[3], int(n)}
+	}
+
+	a := NewRecord(ws.ID, "contact", records.Fields{"name": "A", "email": "a@example.com"})
+	wa := row(a, true, "ext-a", map[string]string{"email": "a@example.com"})
+	require.NoError(t, write(wa))
+	require.Equal(t, []int{1, 1, 1, 1, 1}, counts())
+	got, err := st.GetRecord(ctx, ws.ID, "contact", a.ID)
+	require.NoError(t, err)
+	require.Equal(t, a.Fields, got.Fields)
+	audit, err := st.ListAudit(ctx, ws.ID, a.ID, "", 10)
+	require.NoError(t, err)
+	require.Len(t, audit, 1)
+	require.Equal(t, wa.Audit.ID, audit[0].ID)
+	require.Equal(t, "create", audit[0].Action)
+	require.Equal(t, wa.Audit.Changes, audit[0].Changes)
+	ev, err := st.GetEvent(ctx, ws.ID, wa.Event.ID)
+	require.NoError(t, err)
+	require.Equal(t, a.ID, ev.RecordID)
+	require.Equal(t, a.Fields, ev.Record.Fields)
+
+	b := NewRecord(ws.ID, "contact", records.Fields{"name": "B"})
+	require.NoError(t, write(row(b, true, "ext-b", nil)))
+	require.Equal(t, []int{2, 2, 2, 2, 2}, counts())
+
+	next := func(r *records.Record, fields records.Fields) *records.Record {
+		c := *r
+		c.Version = r.Version + 1
+		c.UpdatedAt = r.UpdatedAt.Add(time.Second)
+		c.Fields = fields
+		return &c
+	}
+	a2 := next(a, records.Fields{"name": "A2", "email": "c@example.com"})
+	require.NoError(t, write(row(a2, false, "ext-a2", map[string]string{"email": "c@example.com"})))
+	require.Equal(t, []int{2, 3, 3, 3, 2}, counts())
+	got, err = st.GetRecordByExternalID(ctx, ws.ID, "contact", "ext-a2")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), got.Version)
+	require.Equal(t, a2.Fields, got.Fields)
+	audit, err = st.ListAudit(ctx, ws.ID, a.ID, "", 10)
+	require.NoError(t, err)
+	require.Len(t, audit, 2)
+	require.Equal(t, "update", audit[1].Action)
+
+	tests := []struct {
+		name string
+		w    *records.RowWrite
+		want error
+	}{
+		{"create: external id of another record", row(NewRecord(ws.ID, "contact", nil), true, "ext-b", nil), records.ErrDuplicate},
+		{"create: id of another record", row(func() *records.Record { c := *b; return &c }(), true, "", nil), records.ErrDuplicate},
+		{"create: unique value of another record", row(NewRecord(ws.ID, "contact", nil), true, "", map[string]string{"email": "c@example.com"}), records.ErrDuplicate},
+		{"create: unknown workspace", row(NewRecord("ws_missing", "contact", nil), true, "", nil), records.ErrNotFound},
+		{"update: stale version", row(next(a, records.Fields{"name": "A3"}), false, "ext-a2", nil), records.ErrConflict},
+		{"update: missing record", row(next(NewRecord(ws.ID, "contact", nil), nil), false, "", nil), records.ErrNotFound},
+		{"update: external id of another record", row(next(b, nil), false, "ext-a2", nil), records.ErrDuplicate},
+		{"update: unique value of another record", row(next(b, nil), false, "ext-b", map[string]string{"email": "c@example.com"}), records.ErrDuplicate},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.ErrorIs(t, write(tc.w), tc.want)
+			require.Equal(t, []int{2, 3, 3, 3, 2}, counts())
+		})
+	}
+
+	t.Run("old unique value is free again", func(t *testing.T) {
+		require.NoError(t, write(row(NewRecord(ws.ID, "contact", nil), true, "", map[string]string{"email": "a@example.com"})))
+		require.Equal(t, []int{3, 4, 4, 4, 3}, counts())
+	})
+	t.Run("plan limit", func(t *testing.T) {
+		require.ErrorIs(t, write(row(NewRecord(ws.ID, "contact", nil), true, "", nil)), records.ErrPlanLimit)
+		require.Equal(t, []int{3, 4, 4, 4, 3}, counts())
+	})
+	t.Run("without a reservation", func(t *testing.T) {
+		w := row(NewRecord(ws.ID, "contact", nil), true, "", nil)
+		w.Reserve = false
+		require.NoError(t, write(w))
+		require.Equal(t, []int{4, 5, 5, 5, 3}, counts())
+	})
 }
