@@ -70,7 +70,8 @@ type RowWrite struct {
 // RowTx is a Tx that writes a RowWrite in one step: on Postgres one
 // statement instead of one round trip for each of the reservation, the
 // record, the audit entry and the event. The pipeline uses it for creates
-// and updates when the Store's Tx implements it; the store package's does.
+// and updates when the Store's Tx implements it, as the store package's does
+// on Postgres.
 type RowTx interface {
 	Tx
 	// WriteRow does what ReserveRecords (when w.Reserve), InsertRecord or

@@ -73,7 +73,7 @@
 //     audit entry (actor, source, before and after of every changed field)
 //     and the event, with Tx.InsertAudit and Tx.InsertEvents, which also
 //     enqueues the event's fan-out job. When the Tx is a RowTx (the store
-//     package's is), a create or update writes its reservation, record,
+//     package's is on Postgres), a create or update writes its reservation, record,
 //     audit entry and event with one RowTx.WriteRow before the After rules,
 //     which on Postgres is one statement, and the fan-out job is enqueued
 //     with RowTx.EnqueueFanout; what commits is the same.

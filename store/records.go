@@ -102,11 +102,11 @@ func (t *Tx) SQLTx() *sql.Tx { return t.tx.Tx }
 // called with such a context runs fn in a savepoint of the outer transaction.
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx records.Tx) error) error {
 	if t := s.txFrom(ctx); t != nil {
-		return t.Savepoint(ctx, func(ctx context.Context) error { return fn(ctx, t) })
+		return t.Savepoint(ctx, func(ctx context.Context) error { return fn(ctx, t.asRecordsTx()) })
 	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, btx bun.Tx) error {
 		t := &Tx{s: s, tx: btx}
-		return fn(context.WithValue(ctx, txKey{}, t), t)
+		return fn(context.WithValue(ctx, txKey{}, t), t.asRecordsTx())
 	})
 }
 

@@ -7,44 +7,29 @@ import (
 	"github.com/smartlite/crmkit/records"
 )
 
-var _ records.RowTx = (*Tx)(nil)
+var _ records.RowTx = rowTx{}
+
+// rowTx is the records.RowTx InTx hands out on Postgres, where writing a
+// row's reservation, record, audit entry and event as one statement saves
+// three round trips. SQLite has no round trips to save, and there the
+// pipeline's separate calls, which insert a batch's audit entries and events
+// with one statement each, are faster.
+type rowTx struct{ *Tx }
+
+// asRecordsTx answers t as InTx hands it to its function.
+func (t *Tx) asRecordsTx() records.Tx {
+	if t.s.dialect == DialectPostgres {
+		return rowTx{t}
+	}
+	return t
+}
 
 // WriteRow writes a created or updated record with its plan reservation,
-// audit entry and event, and fails as ReserveRecords, InsertRecord,
-// UpdateRecord, InsertAudit and InsertEvents would. It enqueues no fan-out
-// job: EnqueueFanout does. On Postgres the reservation, the record, the
-// audit entry and the event are one statement, so one round trip; on SQLite,
-// where a statement costs no round trip, they are the separate calls.
-func (t *Tx) WriteRow(ctx context.Context, w *records.RowWrite) error {
-	if t.s.dialect == DialectPostgres {
-		return t.writeRowPostgres(ctx, w)
-	}
-	r := w.Record
-	if w.Reserve {
-		if err := t.ReserveRecords(ctx, r.Workspace, 1, w.Max); err != nil {
-			return err
-		}
-	}
-	var err error
-	if w.Create {
-		err = t.InsertRecord(ctx, r, w.ExternalID, w.Unique)
-	} else {
-		err = t.UpdateRecord(ctx, r, w.ExternalID, w.Unique)
-	}
-	if err != nil {
-		return err
-	}
-	if err := t.InsertAudit(ctx, w.Audit); err != nil {
-		return err
-	}
-	ev, err := newEventRow(w.Event)
-	if err != nil {
-		return err
-	}
-	if _, err := t.tx.NewInsert().Model(&ev).Exec(ctx); err != nil {
-		return mapWriteErr("insert events", err)
-	}
-	return nil
+// audit entry and event in one statement, and fails as ReserveRecords,
+// InsertRecord, UpdateRecord, InsertAudit and InsertEvents would. It
+// enqueues no fan-out job: EnqueueFanout does.
+func (t rowTx) WriteRow(ctx context.Context, w *records.RowWrite) error {
+	return t.writeRowPostgres(ctx, w)
 }
 
 // createRowSQL reserves a place of the plan (when $1), inserts the record
