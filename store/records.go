@@ -452,20 +452,52 @@ func (t *Tx) EnqueueFanout(ctx context.Context, events ...*records.Event) error 
 // GetRecord answers the record, or ErrNotFound when the workspace holds no
 // such record of that object.
 func (s *Store) GetRecord(ctx context.Context, workspace, object, id string) (*records.Record, error) {
-	var row recordRow
-	err := s.IDB(ctx).NewSelect().Model(&row).
-		Where("workspace_id = ? AND object = ? AND id = ?", workspace, object, id).
-		Scan(ctx)
-	return scanRecord(&row, err, object, id)
+	return s.getRecord(ctx, workspace, object, "id", id, id)
 }
 
 // GetRecordByExternalID answers the record holding externalID, or ErrNotFound.
 func (s *Store) GetRecordByExternalID(ctx context.Context, workspace, object, externalID string) (*records.Record, error) {
+	return s.getRecord(ctx, workspace, object, "external_id", externalID, "external id "+externalID)
+}
+
+// Reads of one record by id and by external id on Postgres. Their values
+// are bound, not formatted into the text as bun does, so each is prepared
+// once per connection: a query text pgx has not seen costs a round trip to
+// prepare it before the one that runs it, and every new text takes a place
+// in the connection's statement cache.
+const (
+	getRecordSQL = `SELECT id, workspace_id, object, external_id, version, fields, created_at, updated_at
+	FROM records WHERE workspace_id = $1 AND object = $2 AND id = $3`
+	getRecordByExternalIDSQL = `SELECT id, workspace_id, object, external_id, version, fields, created_at, updated_at
+	FROM records WHERE workspace_id = $1 AND object = $2 AND external_id = $3`
+)
+
+// getRecord reads the record of the workspace and object whose column
+// (id or external_id) is value; what names it in errors.
+func (s *Store) getRecord(ctx context.Context, workspace, object, column, value, what string) (*records.Record, error) {
 	var row recordRow
-	err := s.IDB(ctx).NewSelect().Model(&row).
-		Where("workspace_id = ? AND object = ? AND external_id = ?", workspace, object, externalID).
-		Scan(ctx)
-	return scanRecord(&row, err, object, "external id "+externalID)
+	if s.dialect != DialectPostgres {
+		err := s.IDB(ctx).NewSelect().Model(&row).
+			Where("workspace_id = ? AND object = ? AND ? = ?", workspace, object, bun.Ident(column), value).
+			Scan(ctx)
+		return scanRecord(&row, err, object, what)
+	}
+	q := getRecordSQL
+	if column == "external_id" {
+		q = getRecordByExternalIDSQL
+	}
+	var sqlRow *sql.Row
+	if t := s.txFrom(ctx); t != nil {
+		sqlRow = t.tx.Tx.QueryRowContext(ctx, q, workspace, object, value)
+	} else {
+		sqlRow = s.sqldb.QueryRowContext(ctx, q, workspace, object, value)
+	}
+	var ext sql.NullString
+	err := sqlRow.Scan(&row.ID, &row.WorkspaceID, &row.Object, &ext, &row.Version, &row.Fields, &row.CreatedAt, &row.UpdatedAt)
+	if ext.Valid {
+		row.ExternalID = &ext.String
+	}
+	return scanRecord(&row, err, object, what)
 }
 
 func scanRecord(row *recordRow, err error, object, what string) (*records.Record, error) {
