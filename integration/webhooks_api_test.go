@@ -26,6 +26,7 @@ import (
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/store"
 	"github.com/smartlite/crmkit/webhook/outbound"
 )
@@ -361,8 +362,9 @@ func TestWebhooksTwoInstancesDeliverOnce(t *testing.T) {
 	}
 	var workedBy []string
 	require.NoError(t, a.st.DB().NewRaw(
-		"SELECT DISTINCT attempted_by[1] FROM river_job WHERE kind = ?", outbound.DeliverArgs{}.Kind()).Scan(context.Background(), &workedBy))
-	t.Logf("deliveries worked by %d clients", len(workedBy))
+		"SELECT DISTINCT attempted_by[1] FROM river_job WHERE kind IN (?, ?)", records.FanoutArgs{}.Kind(), outbound.DeliverArgs{}.Kind()).
+		Scan(context.Background(), &workedBy))
+	t.Logf("fan-out and deliveries worked by %d clients", len(workedBy))
 }
 
 // serverProcess is the reference server running as a child process.

@@ -451,7 +451,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 	}
 	next := webhookTime(r.NextAttemptAt)
 	healthChanges := (a.Error == "") == r.WasFailing
-	if s.dialect == DialectPostgres && !healthChanges {
+	if s.dialect == DialectPostgres && !healthChanges && r.Enqueue == nil {
 		// The common case, one statement: Postgres lets the delivery's
 		// update feed the attempt's insert, which saves a transaction's
 		// four round trips on every delivery.
@@ -489,6 +489,12 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
 			return fmt.Errorf("store: insert webhook attempt: %w", err)
 		}
+		if r.Enqueue != nil {
+			d := &outbound.Delivery{ID: r.DeliveryID, Workspace: r.Workspace, EndpointID: r.EndpointID, Status: r.Status}
+			if err := r.Enqueue(ctx, tx.Tx, []*outbound.Delivery{d}); err != nil {
+				return err
+			}
+		}
 		// The endpoint's health changes only on a success after failures or
 		// a failure after successes; otherwise the round trip is saved.
 		if !healthChanges {
@@ -516,6 +522,20 @@ func (s *Store) SetDeliveryStatus(ctx context.Context, workspace, id, status str
 		return fmt.Errorf("store: set webhook delivery status: %w", err)
 	}
 	return nil
+}
+
+// EventDeliveries answers the deliveries of one event, without attempts.
+func (s *Store) EventDeliveries(ctx context.Context, workspace, eventID string) ([]*outbound.Delivery, error) {
+	var rows []deliveryRow
+	if err := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ? AND event_id = ?", workspace, eventID).
+		Order("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: event webhook deliveries: %w", err)
+	}
+	out := make([]*outbound.Delivery, len(rows))
+	for i := range rows {
+		out[i] = rows[i].delivery()
+	}
+	return out, nil
 }
 
 // GetDelivery answers a delivery of the workspace with its attempts.

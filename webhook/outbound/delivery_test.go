@@ -542,3 +542,32 @@ func TestOrphanSweep(t *testing.T) {
 	require.Contains(t, string(orphan.Metadata), "cancel_attempted_at", "the orphan is cancelled so River's rescuer does not run it again")
 	require.Contains(t, h.logs.String(), "orphaned")
 }
+
+// TestRefanoutRecoversUnattemptedDeliveries: a fan-out whose process died
+// after its deliveries committed but before their inline first attempts were
+// logged is run again, and queues a job for each such delivery.
+func TestRefanoutRecoversUnattemptedDeliveries(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+		rv := newReceiver(t)
+		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}, Enabled: ptr(false)})
+		ev := closedWon(h.ws)
+		h.emit(ev)
+		h.waitFanout()
+		_, err := h.svc.Update(ctx, h.ws, e.ID, func(in *outbound.EndpointInput) error { in.Enabled = ptr(true); return nil })
+		require.NoError(t, err)
+
+		// What the dead process left: the delivery, committed, never attempted.
+		d := &outbound.Delivery{ID: records.NewID("dlv"), Workspace: h.ws, EndpointID: e.ID, EventID: ev.ID,
+			EventType: ev.Type, Status: outbound.StatusPending, CreatedAt: time.Now()}
+		require.NoError(t, h.st.CreateDeliveries(ctx, []*outbound.Delivery{d}, func(context.Context, *sql.Tx, []*outbound.Delivery) error { return nil }))
+
+		_, err = h.client.Insert(ctx, outbound.RefanoutArgs{EventID: ev.ID, Workspace: h.ws}, nil)
+		require.NoError(t, err)
+		got := h.waitDelivery(e.ID, outbound.StatusSucceeded)
+		require.Equal(t, d.ID, got.ID, "the existing delivery is sent, no second one is made")
+		require.Len(t, h.deliveries(e.ID), 1)
+		require.Len(t, rv.got(), 1)
+	})
+}

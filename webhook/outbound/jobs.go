@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -21,6 +23,14 @@ type DeliverArgs struct {
 	DeliveryID string `json:"delivery_id"`
 	// Trigger labels the run's first attempt; its retries are scheduled.
 	Trigger string `json:"trigger"`
+	// Prior counts the attempts made before this job: a fan-out that made
+	// the first attempt itself hands the retries to a job that goes on with
+	// the schedule from there.
+	Prior int `json:"prior,omitempty"`
+	// NotBefore delays the job's first attempt. A job inserted with a future
+	// time would wait for River's scheduler (every 5 s); this one is
+	// available at once and snoozes until then, so a 100 ms wait is 100 ms.
+	NotBefore *time.Time `json:"not_before,omitempty"`
 }
 
 // Kind is the job kind of DeliverArgs.
@@ -49,8 +59,10 @@ const (
 	// OrphanSweepInterval is how often the orphan sweep looks for fan-out and
 	// delivery jobs left running by a process that died.
 	OrphanSweepInterval = 5 * time.Second
-	// fanoutTimeout bounds one fan-out: a few queries.
-	fanoutTimeout = 10 * time.Second
+	// inlineMaxLatency is the slowest recent attempt an endpoint may have had
+	// for fan-out to make its first attempt itself; slower endpoints get a
+	// job straight away, so they cannot tie up the fan-out workers.
+	inlineMaxLatency = time.Second
 )
 
 // RiverConfig fills in cfg what prompt delivery needs, keeping any value
@@ -88,6 +100,9 @@ func (s *Service) RiverConfig(cfg *river.Config) {
 // Register adds the fan-out, delivery and prune workers to workers.
 func (s *Service) Register(workers *river.Workers) error {
 	if err := river.AddWorkerSafely[records.FanoutArgs](workers, &fanoutWorker{s: s}); err != nil {
+		return err
+	}
+	if err := river.AddWorkerSafely[RefanoutArgs](workers, &refanoutWorker{s: s}); err != nil {
 		return err
 	}
 	if err := river.AddWorkerSafely[DeliverArgs](workers, &deliverWorker{s: s}); err != nil {
@@ -139,18 +154,58 @@ type fanoutWorker struct {
 	s *Service
 }
 
-func (w *fanoutWorker) Timeout(*river.Job[records.FanoutArgs]) time.Duration { return fanoutTimeout }
+func (w *fanoutWorker) Timeout(*river.Job[records.FanoutArgs]) time.Duration {
+	return w.s.fanoutTimeout()
+}
 
-// Work creates one delivery, with its job, for every enabled endpoint of the
-// event's workspace that wants the event. The deliveries are unique per
-// (event, endpoint), so a fan-out that runs again after a crash adds nothing.
+// Work fans the event out; a job River retries (after an error, or rescued
+// from a dead process) recovers the first attempts the earlier run may not
+// have made.
 func (w *fanoutWorker) Work(ctx context.Context, job *river.Job[records.FanoutArgs]) error {
-	s := w.s
-	ev, eps, err := s.store.FanoutTargets(ctx, job.Args.Workspace, job.Args.EventID)
+	return w.s.fanout(ctx, job.Args.Workspace, job.Args.EventID, job.Attempt > 1)
+}
+
+// RefanoutArgs is a fan-out queued again by the orphan sweep for a fan-out
+// job whose process died.
+type RefanoutArgs struct {
+	EventID   string `json:"event_id"`
+	Workspace string `json:"workspace_id"`
+}
+
+// Kind is the job kind of RefanoutArgs.
+func (RefanoutArgs) Kind() string { return "crmkit_webhook_refanout" }
+
+type refanoutWorker struct {
+	river.WorkerDefaults[RefanoutArgs]
+	s *Service
+}
+
+func (w *refanoutWorker) Timeout(*river.Job[RefanoutArgs]) time.Duration { return w.s.fanoutTimeout() }
+
+func (w *refanoutWorker) Work(ctx context.Context, job *river.Job[RefanoutArgs]) error {
+	return w.s.fanout(ctx, job.Args.Workspace, job.Args.EventID, true)
+}
+
+// fanoutTimeout bounds a fan-out, which may make first attempts itself.
+func (s *Service) fanoutTimeout() time.Duration { return s.timeout + 10*time.Second }
+
+// fanout creates one delivery for every enabled endpoint of the event's
+// workspace that wants the event; the deliveries are unique per (event,
+// endpoint), so a fan-out that runs again adds none.
+//
+// To spare each delivery a second trip through the queue, fan-out makes the
+// first attempt to healthy, quick endpoints itself, right after the
+// deliveries commit, and queues a job only when that attempt fails (in the
+// transaction that logs it). Other endpoints get a job at once. Should the
+// process die before an inline attempt is logged, the fan-out job is retried
+// or swept up as an orphan, and that run (recovering) queues a job for every
+// delivery of the event that is still pending without an attempt.
+func (s *Service) fanout(ctx context.Context, workspace, eventID string, recovering bool) error {
+	ev, eps, err := s.store.FanoutTargets(ctx, workspace, eventID)
 	if errors.Is(err, records.ErrNotFound) {
 		// The event is written in the transaction that enqueued this job, so
 		// it can only be gone if something removed it since; nothing to send.
-		s.log.LogAttrs(ctx, slog.LevelWarn, "webhook fan-out: event not found", slog.String("event_id", job.Args.EventID))
+		s.log.LogAttrs(ctx, slog.LevelWarn, "webhook fan-out: event not found", slog.String("event_id", eventID))
 		return nil
 	}
 	if err != nil || len(eps) == 0 {
@@ -158,20 +213,88 @@ func (w *fanoutWorker) Work(ctx context.Context, job *river.Job[records.FanoutAr
 	}
 	now := s.now()
 	var ds []*Delivery
+	endpoints := map[string]*Endpoint{}
 	for _, e := range eps {
 		if e.Matches(ev) {
 			ds = append(ds, &Delivery{ID: records.NewID("dlv"), Workspace: ev.Workspace, EndpointID: e.ID,
 				EventID: ev.ID, EventType: ev.Type, Status: StatusPending, CreatedAt: now, NextAttemptAt: &now})
+			endpoints[e.ID] = e
 		}
 	}
-	if len(ds) == 0 {
+	if len(ds) == 0 && !recovering {
 		return nil
 	}
 	client, err := river.ClientFromContextSafely[*sql.Tx](ctx)
 	if err != nil {
 		return err
 	}
-	return s.store.CreateDeliveries(ctx, ds, s.enqueue(client, TriggerScheduled))
+	var inline []*Delivery
+	enqueue := s.enqueue(client, TriggerScheduled)
+	err = s.store.CreateDeliveries(ctx, ds, func(ctx context.Context, tx *sql.Tx, created []*Delivery) error {
+		inline = inline[:0]
+		var queued []*Delivery
+		for _, d := range created {
+			if s.inlineOK(endpoints[d.EndpointID]) {
+				inline = append(inline, d)
+			} else {
+				queued = append(queued, d)
+			}
+		}
+		if len(queued) == 0 {
+			return nil
+		}
+		return enqueue(ctx, tx, queued)
+	})
+	if err != nil {
+		return err
+	}
+	if recovering {
+		if err := s.recoverFanout(ctx, client, workspace, ev.ID, inline); err != nil {
+			return err
+		}
+	}
+	errs := make([]error, len(inline))
+	var wg sync.WaitGroup
+	for i, d := range inline {
+		wg.Go(func() {
+			_, errs[i] = s.finish(ctx, d, endpoints[d.EndpointID], ev, TriggerScheduled, 1, len(s.schedule)+1, client)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// recoverFanout queues a job for each delivery of the event that is pending
+// without any attempt, other than those this run is about to attempt.
+func (s *Service) recoverFanout(ctx context.Context, client *river.Client[*sql.Tx], workspace, eventID string, inline []*Delivery) error {
+	existing, err := s.store.EventDeliveries(ctx, workspace, eventID)
+	if err != nil {
+		return err
+	}
+	var params []river.InsertManyParams
+	opts := s.deliverOpts()
+	for _, d := range existing {
+		if d.Status != StatusPending || d.AttemptCount > 0 || slices.ContainsFunc(inline, func(x *Delivery) bool { return x.ID == d.ID }) {
+			continue
+		}
+		params = append(params, river.InsertManyParams{Args: DeliverArgs{DeliveryID: d.ID, Trigger: TriggerScheduled}, InsertOpts: opts})
+	}
+	if len(params) == 0 {
+		return nil
+	}
+	_, err = client.InsertMany(ctx, params)
+	return err
+}
+
+// inlineOK tells whether fan-out may make the first attempt to e itself:
+// the endpoint is not failing, and its last attempt from this process (if
+// any) was quick.
+func (s *Service) inlineOK(e *Endpoint) bool {
+	if e == nil || e.FailingSince != nil {
+		return false
+	}
+	v, ok := s.latency.Load(e.ID)
+	return !ok || v.(time.Duration) < inlineMaxLatency
 }
 
 type deliverWorker struct {
@@ -190,15 +313,21 @@ func (w *deliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
 	if v, ok := w.s.retryAt.LoadAndDelete(job.ID); ok {
 		return v.(time.Time)
 	}
-	return time.Now().Add(w.s.retryDelay(job.Attempt, 0))
+	return time.Now().Add(w.s.retryDelay(job.Attempt+job.Args.Prior, 0))
 }
 
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	if nb := job.Args.NotBefore; nb != nil && job.Attempt == 1 {
+		if wait := time.Until(*nb); wait > 0 {
+			return river.JobSnooze(wait)
+		}
+	}
 	trigger := job.Args.Trigger
 	if job.Attempt > 1 || trigger == "" {
 		trigger = TriggerScheduled
 	}
-	retry, err := w.s.deliver(ctx, job.Args.DeliveryID, trigger, job.Attempt, job.MaxAttempts)
+	prior := job.Args.Prior
+	retry, err := w.s.deliver(ctx, job.Args.DeliveryID, trigger, job.Attempt+prior, job.MaxAttempts+prior)
 	if err != nil || retry == 0 {
 		return err
 	}
@@ -243,11 +372,20 @@ func (s *Service) deliver(ctx context.Context, id, trigger string, attempt, maxA
 	if !e.Enabled {
 		return 0, s.store.SetDeliveryStatus(ctx, d.Workspace, d.ID, StatusFailed)
 	}
+	return s.finish(ctx, d, e, ev, trigger, attempt, maxAttempts, nil)
+}
 
+// finish makes the attempt-th attempt of a delivery and records it, with its
+// effects on the endpoint. Called by a delivery job (inline nil), it answers
+// the wait before River's retry, or 0 for none. Called by fan-out (inline
+// the client), it queues the retry itself, in the transaction that logs the
+// attempt, and answers 0.
+func (s *Service) finish(ctx context.Context, d *Delivery, e *Endpoint, ev *records.Event, trigger string, attempt, maxAttempts int, inline *river.Client[*sql.Tx]) (time.Duration, error) {
 	a, err := s.attempt(ctx, e, ev, d.ID, trigger)
 	if err != nil {
 		return 0, err
 	}
+	s.latency.Store(e.ID, time.Duration(a.DurationMS)*time.Millisecond)
 	rec := &AttemptRecord{Workspace: d.Workspace, DeliveryID: d.ID, EndpointID: e.ID, Attempt: a, WasFailing: e.FailingSince != nil}
 	var (
 		retry         time.Duration
@@ -269,6 +407,17 @@ func (s *Service) deliver(ctx context.Context, id, trigger string, attempt, maxA
 		retry = s.retryDelay(attempt, retryAfter(a))
 		next := a.At.Add(retry)
 		rec.NextAttemptAt = &next
+		if inline != nil {
+			opts := s.deliverOpts()
+			opts.MaxAttempts = maxAttempts - attempt
+			notBefore := time.Now().Add(retry)
+			args := DeliverArgs{DeliveryID: d.ID, Trigger: TriggerScheduled, Prior: attempt, NotBefore: &notBefore}
+			rec.Enqueue = func(ctx context.Context, tx *sql.Tx, _ []*Delivery) error {
+				_, err := inline.InsertManyFastTx(ctx, tx, []river.InsertManyParams{{Args: args, InsertOpts: opts}})
+				return err
+			}
+			retry = 0
+		}
 	}
 	if err := s.store.RecordAttempt(ctx, rec); err != nil {
 		return 0, err
@@ -312,7 +461,7 @@ type orphanWorker struct {
 // before it can only be the job of a process that died: well past the
 // timeouts that make a live job return.
 func (s *Service) orphanAfter() time.Duration {
-	return max(s.deliverTimeout(), fanoutTimeout) + 10*time.Second
+	return max(s.deliverTimeout(), s.fanoutTimeout()) + 10*time.Second
 }
 
 // Work finds fan-out and delivery jobs left running longer than any live job
@@ -329,7 +478,7 @@ func (w *orphanWorker) Work(ctx context.Context, _ *river.Job[OrphanArgs]) error
 		return err
 	}
 	res, err := client.JobList(ctx, river.NewJobListParams().
-		Kinds(records.FanoutArgs{}.Kind(), DeliverArgs{}.Kind()).
+		Kinds(records.FanoutArgs{}.Kind(), RefanoutArgs{}.Kind(), DeliverArgs{}.Kind()).
 		States(rivertype.JobStateRunning).First(1000))
 	if err != nil {
 		return err
@@ -349,7 +498,7 @@ func (w *orphanWorker) Work(ctx context.Context, _ *river.Job[OrphanArgs]) error
 			args.Trigger = TriggerScheduled
 			params = river.InsertManyParams{Args: args, InsertOpts: s.deliverOpts()}
 		default:
-			var args records.FanoutArgs
+			var args RefanoutArgs
 			if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 				return err
 			}

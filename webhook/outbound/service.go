@@ -114,6 +114,9 @@ type Service struct {
 	// the schedule) to NextRetry, which River calls right after Work
 	// returns, in the same process.
 	retryAt sync.Map // job id (int64) -> time.Time
+	// latency is the duration of the last attempt to each endpoint from this
+	// process; it decides whether fan-out makes first attempts inline.
+	latency sync.Map // endpoint id -> time.Duration
 }
 
 // New returns a Service.

@@ -114,6 +114,9 @@ type AttemptRecord struct {
 	// attempt leaves it as it was (a success on a healthy endpoint, a failure
 	// on a failing one).
 	WasFailing bool
+	// Enqueue, when set, is called in the transaction that logs the attempt
+	// (with the delivery alone), to queue the retry atomically with it.
+	Enqueue EnqueueFunc
 }
 
 // EnqueueFunc inserts jobs in the transaction that wrote deliveries, so a
@@ -160,6 +163,8 @@ type Store interface {
 	RecordAttempt(ctx context.Context, r *AttemptRecord) error
 	// SetDeliveryStatus changes a delivery's status without an attempt.
 	SetDeliveryStatus(ctx context.Context, workspace, id, status string) error
+	// EventDeliveries answers the deliveries of one event, without attempts.
+	EventDeliveries(ctx context.Context, workspace, eventID string) ([]*Delivery, error)
 	// GetDelivery answers a delivery with its attempts in number order.
 	GetDelivery(ctx context.Context, workspace, id string) (*Delivery, error)
 	// ListDeliveries answers deliveries with their attempts, ordered by id
