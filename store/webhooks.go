@@ -352,6 +352,9 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*outbound.Delivery, e
 		byID[d.ID] = d
 	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.asyncCommit(ctx, tx); err != nil {
+			return err
+		}
 		var ids []string
 		if err := tx.NewInsert().Model(&rows).On("CONFLICT (event_id, endpoint_id) DO NOTHING").
 			Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -390,6 +393,23 @@ type targetRow struct {
 	EventObject             string     `bun:"ev_object"`
 	EventRecordID           string     `bun:"ev_record_id"`
 	EventPayload            string     `bun:"ev_payload"`
+}
+
+// asyncCommit lets a Postgres transaction commit without waiting for its
+// WAL to reach disk. That is safe for the webhook writes that use it: each
+// is followed by River marking the job that made it complete, a synchronous
+// commit that flushes all WAL before it; should the database crash before
+// that, the job is still running and runs again, repeating the work (a
+// delivery may then arrive twice, which at-least-once allows). It takes the
+// fsync off the path from a record's commit to its first delivery attempt.
+func (s *Store) asyncCommit(ctx context.Context, tx bun.Tx) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
 }
 
 // DeliveryTarget answers a delivery with its endpoint and event, in one
