@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -340,10 +341,11 @@ func deliveryNotFound(id string) error {
 }
 
 // CreateDeliveries inserts the deliveries whose (event, endpoint) pair is
-// new and hands those to enqueue, in one transaction.
-func (s *Store) CreateDeliveries(ctx context.Context, ds []*outbound.Delivery, enqueue outbound.EnqueueFunc) error {
+// new, hands those to enqueue (when not nil) in the same transaction, and
+// answers them.
+func (s *Store) CreateDeliveries(ctx context.Context, ds []*outbound.Delivery, enqueue outbound.EnqueueFunc) ([]*outbound.Delivery, error) {
 	if len(ds) == 0 {
-		return nil
+		return nil, nil
 	}
 	rows := make([]deliveryRow, len(ds))
 	byID := make(map[string]*outbound.Delivery, len(ds))
@@ -351,24 +353,49 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*outbound.Delivery, e
 		rows[i] = newDeliveryRow(d)
 		byID[d.ID] = d
 	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	createdOf := func(ids []string) []*outbound.Delivery {
+		out := make([]*outbound.Delivery, 0, len(ids))
+		for _, id := range ids {
+			out = append(out, byID[id])
+		}
+		return out
+	}
+	var ids []string
+	if enqueue == nil && s.dialect == DialectPostgres {
+		// Nothing to enqueue: one statement, committed asynchronously.
+		values := make([]string, len(rows))
+		args := make([]any, 0, 8*len(rows))
+		for i, r := range rows {
+			values[i] = "(?, ?, ?, ?, ?, ?, 0, ?::timestamptz, ?::timestamptz)"
+			args = append(args, r.ID, r.WorkspaceID, r.EndpointID, r.EventID, r.EventType, r.Status, r.CreatedAt, r.NextAttemptAt)
+		}
+		err := s.db.NewRaw(`WITH `+asyncCommitCTE+`
+			INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, event_type, status, attempt_count, created_at, next_attempt_at)
+			SELECT v.* FROM (VALUES `+strings.Join(values, ", ")+`) AS v, async
+			ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id`, args...).Scan(ctx, &ids)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("store: insert webhook deliveries: %w", err)
+		}
+		return createdOf(ids), nil
+	}
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.asyncCommit(ctx, tx); err != nil {
 			return err
 		}
-		var ids []string
+		ids = nil
 		if err := tx.NewInsert().Model(&rows).On("CONFLICT (event_id, endpoint_id) DO NOTHING").
 			Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("store: insert webhook deliveries: %w", err)
 		}
-		if len(ids) == 0 {
+		if len(ids) == 0 || enqueue == nil {
 			return nil
 		}
-		created := make([]*outbound.Delivery, 0, len(ids))
-		for _, id := range ids {
-			created = append(created, byID[id])
-		}
-		return enqueue(ctx, tx.Tx, created)
+		return enqueue(ctx, tx.Tx, createdOf(ids))
 	})
+	if err != nil {
+		return nil, err
+	}
+	return createdOf(ids), nil
 }
 
 // targetRow is a delivery joined with its endpoint and its event's payload,
@@ -394,6 +421,12 @@ type targetRow struct {
 	EventRecordID           string     `bun:"ev_record_id"`
 	EventPayload            string     `bun:"ev_payload"`
 }
+
+// asyncCommitCTE is asyncCommit for a single statement outside a
+// transaction: set_config with is_local applies to the statement's own
+// implicit transaction, and the statement must read "async" so that
+// Postgres evaluates it.
+const asyncCommitCTE = `async AS (SELECT set_config('synchronous_commit', 'off', true) AS off)`
 
 // asyncCommit lets a Postgres transaction commit without waiting for its
 // WAL to reach disk. That is safe for the webhook writes that use it: each
@@ -476,11 +509,11 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		// update feed the attempt's insert, which saves a transaction's
 		// four round trips on every delivery.
 		var numbers []int
-		err := s.db.NewRaw(`WITH d AS (
+		err := s.db.NewRaw(`WITH `+asyncCommitCTE+`, d AS (
 				UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, status = ?, last_attempt_at = ?, next_attempt_at = ?
 				WHERE workspace_id = ? AND id = ? RETURNING id, attempt_count)
 			INSERT INTO webhook_attempts (delivery_id, number, at, duration_ms, status_code, response_headers, response_body, error, error_kind, triggered_by)
-			SELECT d.id, d.attempt_count, ?, ?, ?, ?, ?, ?, ?, ? FROM d RETURNING number`,
+			SELECT d.id, d.attempt_count, ?, ?, ?, ?, ?, ?, ?, ? FROM d, async RETURNING number`,
 			r.Status, a.At, next, r.Workspace, r.DeliveryID,
 			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger).Scan(ctx, &numbers)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -234,26 +234,30 @@ func (s *Service) fanout(ctx context.Context, workspace, eventID string, recover
 	if err != nil {
 		return err
 	}
-	var inline []*Delivery
-	enqueue := s.enqueue(client, TriggerScheduled)
-	err = s.store.CreateDeliveries(ctx, ds, func(ctx context.Context, tx *sql.Tx, created []*Delivery) error {
-		inline = inline[:0]
-		var queued []*Delivery
-		for _, d := range created {
-			if s.inlineOK(endpoints[d.EndpointID]) {
-				inline = append(inline, d)
-			} else {
-				queued = append(queued, d)
+	// Whether an endpoint gets an inline attempt is decided once, here: the
+	// latencies it depends on may change while the deliveries are written.
+	inlineOK := map[string]bool{}
+	queueAny := false
+	for _, d := range ds {
+		inlineOK[d.ID] = s.inlineOK(endpoints[d.EndpointID])
+		queueAny = queueAny || !inlineOK[d.ID]
+	}
+	var enqueue EnqueueFunc
+	if queueAny {
+		queue := s.enqueue(client, TriggerScheduled)
+		enqueue = func(ctx context.Context, tx *sql.Tx, created []*Delivery) error {
+			queued := slices.DeleteFunc(slices.Clone(created), func(d *Delivery) bool { return inlineOK[d.ID] })
+			if len(queued) == 0 {
+				return nil
 			}
+			return queue(ctx, tx, queued)
 		}
-		if len(queued) == 0 {
-			return nil
-		}
-		return enqueue(ctx, tx, queued)
-	})
+	}
+	created, err := s.store.CreateDeliveries(ctx, ds, enqueue)
 	if err != nil {
 		return err
 	}
+	inline := slices.DeleteFunc(created, func(d *Delivery) bool { return !inlineOK[d.ID] })
 	if recovering {
 		if err := s.recoverFanout(ctx, client, workspace, ev.ID, inline); err != nil {
 			return err

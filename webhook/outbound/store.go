@@ -149,9 +149,10 @@ type Store interface {
 	DeleteEndpoint(ctx context.Context, workspace, id string) error
 
 	// CreateDeliveries inserts the deliveries, skipping any whose (event,
-	// endpoint) pair exists already, and calls enqueue with those it inserted,
-	// in the same transaction. It does not call enqueue when it inserted none.
-	CreateDeliveries(ctx context.Context, deliveries []*Delivery, enqueue EnqueueFunc) error
+	// endpoint) pair exists already, calls enqueue (when not nil) with those
+	// it inserted, in the same transaction, and answers them. It does not
+	// call enqueue when it inserted none.
+	CreateDeliveries(ctx context.Context, deliveries []*Delivery, enqueue EnqueueFunc) ([]*Delivery, error)
 	// DeliveryTarget answers a delivery (without attempts) with its endpoint
 	// and event, for the worker that sends it; it looks the delivery up by id
 	// alone, since a job already names the workspace's own delivery.
