@@ -504,6 +504,35 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 	}
 	next := webhookTime(r.NextAttemptAt)
 	healthChanges := (a.Error == "") == r.WasFailing
+	var newRow *deliveryRow
+	if r.New != nil {
+		d := *r.New
+		d.Status, d.AttemptCount, d.LastAttemptAt, d.NextAttemptAt = r.Status, 1, &a.At, next
+		nr := newDeliveryRow(&d)
+		newRow = &nr
+	}
+	if s.dialect == DialectPostgres && !healthChanges && r.Enqueue == nil && newRow != nil {
+		// A first attempt made by fan-out, in one statement: the delivery
+		// and its attempt are written together.
+		var numbers []int
+		err := s.db.NewRaw(`WITH `+asyncCommitCTE+`, d AS (
+				INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, event_type, status, attempt_count, created_at, last_attempt_at, next_attempt_at)
+				SELECT ?, ?, ?, ?, ?, ?, 1, ?, ?, ? FROM async
+				ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id)
+			INSERT INTO webhook_attempts (delivery_id, number, at, duration_ms, status_code, response_headers, response_body, error, error_kind, triggered_by)
+			SELECT d.id, 1, ?, ?, ?, ?, ?, ?, ?, ? FROM d RETURNING number`,
+			newRow.ID, newRow.WorkspaceID, newRow.EndpointID, newRow.EventID, newRow.EventType, newRow.Status,
+			newRow.CreatedAt, a.At, next,
+			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger).Scan(ctx, &numbers)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: record webhook attempt: %w", err)
+		}
+		if len(numbers) == 0 {
+			return fmt.Errorf("store: webhook delivery of event %s to %s: %w", newRow.EventID, newRow.EndpointID, records.ErrDuplicate)
+		}
+		a.Number = numbers[0]
+		return nil
+	}
 	if s.dialect == DialectPostgres && !healthChanges && r.Enqueue == nil {
 		// The common case, one statement: Postgres lets the delivery's
 		// update feed the attempt's insert, which saves a transaction's
@@ -526,6 +555,24 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		return nil
 	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.asyncCommit(ctx, tx); err != nil {
+			return err
+		}
+		if newRow != nil {
+			var ids []string
+			if err := tx.NewInsert().Model(newRow).On("CONFLICT (event_id, endpoint_id) DO NOTHING").
+				Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("store: insert webhook delivery: %w", err)
+			}
+			if len(ids) == 0 {
+				return fmt.Errorf("store: webhook delivery of event %s to %s: %w", newRow.EventID, newRow.EndpointID, records.ErrDuplicate)
+			}
+			a.Number, row.Number = 1, 1
+			if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
+				return fmt.Errorf("store: insert webhook attempt: %w", err)
+			}
+			return s.afterAttempt(ctx, tx, r, healthChanges)
+		}
 		var numbers []int
 		err := tx.NewUpdate().Model((*deliveryRow)(nil)).
 			Set("attempt_count = attempt_count + 1").Set("status = ?", r.Status).
@@ -542,28 +589,34 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
 			return fmt.Errorf("store: insert webhook attempt: %w", err)
 		}
-		if r.Enqueue != nil {
-			d := &outbound.Delivery{ID: r.DeliveryID, Workspace: r.Workspace, EndpointID: r.EndpointID, Status: r.Status}
-			if err := r.Enqueue(ctx, tx.Tx, []*outbound.Delivery{d}); err != nil {
-				return err
-			}
-		}
-		// The endpoint's health changes only on a success after failures or
-		// a failure after successes; otherwise the round trip is saved.
-		if !healthChanges {
-			return nil
-		}
-		upd := tx.NewUpdate().Model((*endpointRow)(nil)).Where("workspace_id = ? AND id = ?", r.Workspace, r.EndpointID)
-		if a.Error == "" {
-			upd = upd.Set("failing_since = NULL").Where("failing_since IS NOT NULL")
-		} else {
-			upd = upd.Set("failing_since = ?", a.At).Where("failing_since IS NULL")
-		}
-		if _, err := upd.Exec(ctx); err != nil {
-			return fmt.Errorf("store: update webhook endpoint health: %w", err)
-		}
-		return nil
+		return s.afterAttempt(ctx, tx, r, healthChanges)
 	})
+}
+
+// afterAttempt queues the retry and updates the endpoint's health, in the
+// attempt's transaction.
+func (s *Store) afterAttempt(ctx context.Context, tx bun.Tx, r *outbound.AttemptRecord, healthChanges bool) error {
+	if r.Enqueue != nil {
+		d := &outbound.Delivery{ID: r.DeliveryID, Workspace: r.Workspace, EndpointID: r.EndpointID, Status: r.Status}
+		if err := r.Enqueue(ctx, tx.Tx, []*outbound.Delivery{d}); err != nil {
+			return err
+		}
+	}
+	// The endpoint's health changes only on a success after failures or a
+	// failure after successes; otherwise the round trip is saved.
+	if !healthChanges {
+		return nil
+	}
+	upd := tx.NewUpdate().Model((*endpointRow)(nil)).Where("workspace_id = ? AND id = ?", r.Workspace, r.EndpointID)
+	if r.Attempt.Error == "" {
+		upd = upd.Set("failing_since = NULL").Where("failing_since IS NOT NULL")
+	} else {
+		upd = upd.Set("failing_since = ?", r.Attempt.At).Where("failing_since IS NULL")
+	}
+	if _, err := upd.Exec(ctx); err != nil {
+		return fmt.Errorf("store: update webhook endpoint health: %w", err)
+	}
+	return nil
 }
 
 // SetDeliveryStatus changes a delivery's status.
@@ -575,20 +628,6 @@ func (s *Store) SetDeliveryStatus(ctx context.Context, workspace, id, status str
 		return fmt.Errorf("store: set webhook delivery status: %w", err)
 	}
 	return nil
-}
-
-// EventDeliveries answers the deliveries of one event, without attempts.
-func (s *Store) EventDeliveries(ctx context.Context, workspace, eventID string) ([]*outbound.Delivery, error) {
-	var rows []deliveryRow
-	if err := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ? AND event_id = ?", workspace, eventID).
-		Order("id").Scan(ctx); err != nil {
-		return nil, fmt.Errorf("store: event webhook deliveries: %w", err)
-	}
-	out := make([]*outbound.Delivery, len(rows))
-	for i := range rows {
-		out[i] = rows[i].delivery()
-	}
-	return out, nil
 }
 
 // GetDelivery answers a delivery of the workspace with its attempts.

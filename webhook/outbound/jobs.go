@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -108,9 +107,6 @@ func (s *Service) Register(workers *river.Workers) error {
 	if err := river.AddWorkerSafely[records.FanoutArgs](workers, &fanoutWorker{s: s}); err != nil {
 		return err
 	}
-	if err := river.AddWorkerSafely[RefanoutArgs](workers, &refanoutWorker{s: s}); err != nil {
-		return err
-	}
 	if err := river.AddWorkerSafely[DeliverArgs](workers, &deliverWorker{s: s}); err != nil {
 		return err
 	}
@@ -164,49 +160,25 @@ func (w *fanoutWorker) Timeout(*river.Job[records.FanoutArgs]) time.Duration {
 	return w.s.fanoutTimeout()
 }
 
-// Work fans the event out; a job River retries (after an error, or rescued
-// from a dead process) recovers the first attempts the earlier run may not
-// have made.
 func (w *fanoutWorker) Work(ctx context.Context, job *river.Job[records.FanoutArgs]) error {
-	return w.s.fanout(ctx, job.Args.Workspace, job.Args.EventID, job.Attempt > 1)
-}
-
-// RefanoutArgs is a fan-out queued again by the orphan sweep for a fan-out
-// job whose process died.
-type RefanoutArgs struct {
-	EventID   string `json:"event_id"`
-	Workspace string `json:"workspace_id"`
-}
-
-// Kind is the job kind of RefanoutArgs.
-func (RefanoutArgs) Kind() string { return "crmkit_webhook_refanout" }
-
-type refanoutWorker struct {
-	river.WorkerDefaults[RefanoutArgs]
-	s *Service
-}
-
-func (w *refanoutWorker) Timeout(*river.Job[RefanoutArgs]) time.Duration { return w.s.fanoutTimeout() }
-
-func (w *refanoutWorker) Work(ctx context.Context, job *river.Job[RefanoutArgs]) error {
-	return w.s.fanout(ctx, job.Args.Workspace, job.Args.EventID, true)
+	return w.s.fanout(ctx, job.Args.Workspace, job.Args.EventID)
 }
 
 // fanoutTimeout bounds a fan-out, which may make first attempts itself.
 func (s *Service) fanoutTimeout() time.Duration { return s.timeout + 10*time.Second }
 
-// fanout creates one delivery for every enabled endpoint of the event's
-// workspace that wants the event; the deliveries are unique per (event,
-// endpoint), so a fan-out that runs again adds none.
+// fanout makes one delivery for every enabled endpoint of the event's
+// workspace that wants the event. Deliveries are unique per (event,
+// endpoint), so a fan-out that runs again makes none twice.
 //
-// To spare each delivery a second trip through the queue, fan-out makes the
-// first attempt to healthy, quick endpoints itself, right after the
-// deliveries commit, and queues a job only when that attempt fails (in the
-// transaction that logs it). Other endpoints get a job at once. Should the
-// process die before an inline attempt is logged, the fan-out job is retried
-// or swept up as an orphan, and that run (recovering) queues a job for every
-// delivery of the event that is still pending without an attempt.
-func (s *Service) fanout(ctx context.Context, workspace, eventID string, recovering bool) error {
+// To spare each delivery a trip through the queue, fan-out makes the first
+// attempt to healthy, quick endpoints itself, and stores the delivery with
+// that attempt (and, when it failed, the job of its retry) in one write. Until
+// then the fan-out job, still running, is what stands for the delivery:
+// should the process die first, the job is retried (or swept up as an
+// orphan) and the attempt made again. Other endpoints' deliveries are stored
+// with their jobs at once, and delivered by the delivery queue.
+func (s *Service) fanout(ctx context.Context, workspace, eventID string) error {
 	ev, eps, err := s.store.FanoutTargets(ctx, workspace, eventID)
 	if errors.Is(err, records.ErrNotFound) {
 		// The event is written in the transaction that enqueued this job, so
@@ -218,48 +190,30 @@ func (s *Service) fanout(ctx context.Context, workspace, eventID string, recover
 		return err
 	}
 	now := s.now()
-	var ds []*Delivery
+	var inline, queued []*Delivery
 	endpoints := map[string]*Endpoint{}
 	for _, e := range eps {
-		if e.Matches(ev) {
-			ds = append(ds, &Delivery{ID: records.NewID("dlv"), Workspace: ev.Workspace, EndpointID: e.ID,
-				EventID: ev.ID, EventType: ev.Type, Status: StatusPending, CreatedAt: now, NextAttemptAt: &now})
-			endpoints[e.ID] = e
+		if !e.Matches(ev) {
+			continue
+		}
+		d := &Delivery{ID: records.NewID("dlv"), Workspace: ev.Workspace, EndpointID: e.ID,
+			EventID: ev.ID, EventType: ev.Type, Status: StatusPending, CreatedAt: now, NextAttemptAt: &now}
+		endpoints[e.ID] = e
+		if s.inlineOK(e) {
+			inline = append(inline, d)
+		} else {
+			queued = append(queued, d)
 		}
 	}
-	if len(ds) == 0 && !recovering {
+	if len(inline)+len(queued) == 0 {
 		return nil
 	}
 	client, err := river.ClientFromContextSafely[*sql.Tx](ctx)
 	if err != nil {
 		return err
 	}
-	// Whether an endpoint gets an inline attempt is decided once, here: the
-	// latencies it depends on may change while the deliveries are written.
-	inlineOK := map[string]bool{}
-	queueAny := false
-	for _, d := range ds {
-		inlineOK[d.ID] = s.inlineOK(endpoints[d.EndpointID])
-		queueAny = queueAny || !inlineOK[d.ID]
-	}
-	var enqueue EnqueueFunc
-	if queueAny {
-		queue := s.enqueue(client, TriggerScheduled)
-		enqueue = func(ctx context.Context, tx *sql.Tx, created []*Delivery) error {
-			queued := slices.DeleteFunc(slices.Clone(created), func(d *Delivery) bool { return inlineOK[d.ID] })
-			if len(queued) == 0 {
-				return nil
-			}
-			return queue(ctx, tx, queued)
-		}
-	}
-	created, err := s.store.CreateDeliveries(ctx, ds, enqueue)
-	if err != nil {
-		return err
-	}
-	inline := slices.DeleteFunc(created, func(d *Delivery) bool { return !inlineOK[d.ID] })
-	if recovering {
-		if err := s.recoverFanout(ctx, client, workspace, ev.ID, inline); err != nil {
+	if len(queued) > 0 {
+		if _, err := s.store.CreateDeliveries(ctx, queued, s.enqueue(client, TriggerScheduled)); err != nil {
 			return err
 		}
 	}
@@ -267,33 +221,15 @@ func (s *Service) fanout(ctx context.Context, workspace, eventID string, recover
 	var wg sync.WaitGroup
 	for i, d := range inline {
 		wg.Go(func() {
-			_, errs[i] = s.finish(ctx, d, endpoints[d.EndpointID], ev, TriggerScheduled, 1, len(s.schedule)+1, client)
+			_, err := s.finish(ctx, d, endpoints[d.EndpointID], ev, TriggerScheduled, 1, len(s.schedule)+1, client, true)
+			if errors.Is(err, records.ErrDuplicate) {
+				err = nil // an earlier run of this fan-out stored it
+			}
+			errs[i] = err
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// recoverFanout queues a job for each delivery of the event that is pending
-// without any attempt, other than those this run is about to attempt.
-func (s *Service) recoverFanout(ctx context.Context, client *river.Client[*sql.Tx], workspace, eventID string, inline []*Delivery) error {
-	existing, err := s.store.EventDeliveries(ctx, workspace, eventID)
-	if err != nil {
-		return err
-	}
-	var params []river.InsertManyParams
-	opts := s.deliverOpts()
-	for _, d := range existing {
-		if d.Status != StatusPending || d.AttemptCount > 0 || slices.ContainsFunc(inline, func(x *Delivery) bool { return x.ID == d.ID }) {
-			continue
-		}
-		params = append(params, river.InsertManyParams{Args: DeliverArgs{DeliveryID: d.ID, Trigger: TriggerScheduled}, InsertOpts: opts})
-	}
-	if len(params) == 0 {
-		return nil
-	}
-	_, err = client.InsertMany(ctx, params)
-	return err
 }
 
 // inlineOK tells whether fan-out may make the first attempt to e itself:
@@ -382,21 +318,24 @@ func (s *Service) deliver(ctx context.Context, id, trigger string, attempt, maxA
 	if !e.Enabled {
 		return 0, s.store.SetDeliveryStatus(ctx, d.Workspace, d.ID, StatusFailed)
 	}
-	return s.finish(ctx, d, e, ev, trigger, attempt, maxAttempts, nil)
+	return s.finish(ctx, d, e, ev, trigger, attempt, maxAttempts, nil, false)
 }
 
 // finish makes the attempt-th attempt of a delivery and records it, with its
 // effects on the endpoint. Called by a delivery job (inline nil), it answers
 // the wait before River's retry, or 0 for none. Called by fan-out (inline
-// the client), it queues the retry itself, in the transaction that logs the
-// attempt, and answers 0.
-func (s *Service) finish(ctx context.Context, d *Delivery, e *Endpoint, ev *records.Event, trigger string, attempt, maxAttempts int, inline *river.Client[*sql.Tx]) (time.Duration, error) {
+// the client, isNew: the delivery is stored with this attempt), it queues
+// the retry itself, in the transaction that logs the attempt, and answers 0.
+func (s *Service) finish(ctx context.Context, d *Delivery, e *Endpoint, ev *records.Event, trigger string, attempt, maxAttempts int, inline *river.Client[*sql.Tx], isNew bool) (time.Duration, error) {
 	a, err := s.attempt(ctx, e, ev, d.ID, trigger)
 	if err != nil {
 		return 0, err
 	}
 	s.latency.Store(e.ID, time.Duration(a.DurationMS)*time.Millisecond)
 	rec := &AttemptRecord{Workspace: d.Workspace, DeliveryID: d.ID, EndpointID: e.ID, Attempt: a, WasFailing: e.FailingSince != nil}
+	if isNew {
+		rec.New = d
+	}
 	var (
 		retry         time.Duration
 		disableReason string
@@ -488,7 +427,7 @@ func (w *orphanWorker) Work(ctx context.Context, _ *river.Job[OrphanArgs]) error
 		return err
 	}
 	res, err := client.JobList(ctx, river.NewJobListParams().
-		Kinds(records.FanoutArgs{}.Kind(), RefanoutArgs{}.Kind(), DeliverArgs{}.Kind()).
+		Kinds(records.FanoutArgs{}.Kind(), DeliverArgs{}.Kind()).
 		States(rivertype.JobStateRunning).First(1000))
 	if err != nil {
 		return err
@@ -508,7 +447,7 @@ func (w *orphanWorker) Work(ctx context.Context, _ *river.Job[OrphanArgs]) error
 			args.Trigger = TriggerScheduled
 			params = river.InsertManyParams{Args: args, InsertOpts: s.deliverOpts()}
 		default:
-			var args RefanoutArgs
+			var args records.FanoutArgs
 			if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 				return err
 			}

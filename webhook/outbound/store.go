@@ -117,6 +117,11 @@ type AttemptRecord struct {
 	// Enqueue, when set, is called in the transaction that logs the attempt
 	// (with the delivery alone), to queue the retry atomically with it.
 	Enqueue EnqueueFunc
+	// New, when set, is a delivery not stored yet, whose first attempt this
+	// is: the store inserts it (with the attempt's status and times) and its
+	// attempt together, failing with records.ErrDuplicate when its (event,
+	// endpoint) pair exists already, and recording nothing then.
+	New *Delivery
 }
 
 // EnqueueFunc inserts jobs in the transaction that wrote deliveries, so a
@@ -164,8 +169,6 @@ type Store interface {
 	RecordAttempt(ctx context.Context, r *AttemptRecord) error
 	// SetDeliveryStatus changes a delivery's status without an attempt.
 	SetDeliveryStatus(ctx context.Context, workspace, id, status string) error
-	// EventDeliveries answers the deliveries of one event, without attempts.
-	EventDeliveries(ctx context.Context, workspace, eventID string) ([]*Delivery, error)
 	// GetDelivery answers a delivery with its attempts in number order.
 	GetDelivery(ctx context.Context, workspace, id string) (*Delivery, error)
 	// ListDeliveries answers deliveries with their attempts, ordered by id
