@@ -57,9 +57,13 @@ const (
 	// RiverMaxWorkers is the concurrency of the delivery queue in one
 	// process: attempts mostly wait on the network.
 	RiverMaxWorkers = 100
-	// RiverFanoutWorkers is the concurrency suggested for the default queue,
-	// where fan-out jobs run.
-	RiverFanoutWorkers = 50
+	// RiverFanoutWorkers is the least concurrency RiverConfig gives the
+	// default queue, where fan-out jobs run. A fan-out spends most of its
+	// time waiting (on the database, and on the first attempt it makes), so
+	// throughput follows concurrency: on a 2-core machine, 50 workers drained
+	// a backlog at about 470 deliveries/s, 200 at 850-930/s. A worker is a
+	// goroutine; database work still queues on the store's connection pool.
+	RiverFanoutWorkers = 200
 	// OrphanSweepInterval is how often the orphan sweep looks for fan-out and
 	// delivery jobs left running by a process that died.
 	OrphanSweepInterval = 5 * time.Second
