@@ -419,7 +419,9 @@ func newEventRow(e *records.Event) (eventRow, error) {
 	if e.RecordID == "" && e.Record != nil {
 		e.RecordID = e.Record.ID
 	}
-	payload, err := json.Marshal(e)
+	// Called directly, not through json.Marshal, which would scan and copy
+	// the payload once more to check and compact what MarshalJSON wrote.
+	payload, err := e.MarshalJSON()
 	if err != nil {
 		return eventRow{}, fmt.Errorf("store: event payload: %w", err)
 	}
