@@ -17,12 +17,17 @@
 // # Delivery
 //
 // The store enqueues a records.FanoutArgs job in the transaction of every
-// record write. Its worker loads the enabled endpoints of the workspace and,
-// for each that matches, creates a Delivery row and a DeliverArgs job in one
-// transaction; a delivery is unique per (event, endpoint), so a fan-out that
-// runs again after a crash adds nothing. The delivery worker POSTs the
-// event's JSON (records.Event's MarshalJSON) with the signature headers of
-// package webhook (X-SmartLite-Signature; webhook-id, which is the event id,
+// record write. Its worker reads the event with the enabled endpoints of the
+// workspace and makes one Delivery for each that matches; a delivery is
+// unique per (event, endpoint), so a fan-out that runs again makes none
+// twice. To a healthy endpoint whose last attempt was quick, fan-out makes
+// the first attempt itself and then stores the delivery with that attempt
+// (and, if it failed, the DeliverArgs job of its retry) in one write: the
+// happy path costs no second trip through the queue. Other endpoints get
+// their delivery and its DeliverArgs job stored in one transaction, for the
+// delivery queue to work. Every attempt POSTs the event's JSON
+// (records.Event's MarshalJSON) with the signature headers of package
+// webhook (X-SmartLite-Signature; webhook-id, which is the event id,
 // webhook-timestamp and webhook-signature of Standard Webhooks) and
 // X-SmartLite-Event, X-SmartLite-Delivery, User-Agent and Content-Type.
 // Each attempt is signed at the time it is made, so a retry hours later is
@@ -44,16 +49,17 @@
 //
 // Delivery is at least once; receivers deduplicate by webhook-id. A process
 // killed mid-attempt leaves its fan-out and delivery jobs marked running in
-// River's table. River's rescuer would retry them after
+// River's table (until its inline attempt is stored, the running fan-out job
+// is all there is of a delivery). River's rescuer would retry them after
 // RescueStuckJobsAfter, which hosts keep long (an hour by default) so that
 // their own long jobs are not run twice; outbound does not wait for it. Its
-// jobs have short timeouts of their own (fan-out 10 s, delivery the attempt
-// timeout plus 5 s), so one still running 10 s past those belongs to a dead
+// jobs have timeouts of their own (fan-out the attempt timeout plus 10 s,
+// delivery plus 5 s), so one still running 10 s past those belongs to a dead
 // process: a periodic orphan sweep (every OrphanSweepInterval, on River's
 // leader) queues a fresh job for the same work and cancels the orphan. After a
-// crash, deliveries resume within about half a minute of the restart (or at
-// once on a surviving replica, once River's leadership, which lasts up to
-// 15 s, has passed to it).
+// crash, deliveries resume within about half a minute of the restart (or on
+// a surviving replica, once River's leadership, which lasts up to 15 s, has
+// passed to it).
 //
 // # The delivery log
 //
@@ -94,12 +100,14 @@
 //	err = client.Start(ctx)
 //
 // River's database/sql drivers cannot LISTEN for new jobs, so they poll;
-// RiverConfig sets a 20 ms poll interval (Config.PollInterval), which keeps
-// commit-to-delivery latency around 40 ms on an idle Postgres for a few dozen
-// cheap queries a second. It leaves JobTimeout and RescueStuckJobsAfter to
-// the host.
-// Deliveries run on their own queue (DefaultQueue, RiverMaxWorkers workers per
-// process) so that slow receivers never hold up fan-out or other jobs.
+// fan-out's queue is polled every 10 ms (Config.PollInterval), the delivery
+// queue every 100 ms (it holds retries and slow endpoints' attempts only).
+// Commit-to-delivery latency on Postgres measured 14 ms at the median and
+// under 100 ms at the 99th percentile at 200 writes/s on a 2-core machine.
+// RiverConfig leaves JobTimeout and RescueStuckJobsAfter to the host.
+// Delivery jobs run on their own queue (DefaultQueue, RiverMaxWorkers
+// workers per process), and fan-out makes inline attempts only to endpoints
+// answering within a second, so slow receivers do not hold up fan-out.
 // Several processes on one Postgres share the work: each job is locked by
 // one of them, so each delivery is made once, not once per process.
 package outbound

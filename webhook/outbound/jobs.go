@@ -48,7 +48,7 @@ func (PruneArgs) Kind() string { return "crmkit_webhook_prune" }
 // queue holds retries, redeliveries and slow endpoints' first attempts, where
 // a tenth of a second does not matter, and is polled less, so the idle cost
 // stays about that of polling one queue (on the reference server with
-// SQLite, roughly 10-15% of a core).
+// SQLite, about 11% of a core, against 14% with both queues at 20 ms).
 const (
 	RiverFetchCooldown     = 10 * time.Millisecond
 	RiverFetchPollInterval = 10 * time.Millisecond

@@ -77,11 +77,11 @@ type Config struct {
 	Queue     string
 	UserAgent string
 	// PollInterval is how often, when RiverConfig sets up the client, River
-	// looks for new fan-out and delivery jobs (default
-	// RiverFetchPollInterval). River's database/sql drivers cannot LISTEN, so
-	// each of the two hops from commit to delivery waits about half of it
-	// (plus River's jitter); shorter means lower latency and more idle
-	// queries.
+	// looks for new jobs on the client's queues, fan-out's among them
+	// (default RiverFetchPollInterval). River's database/sql drivers cannot
+	// LISTEN, so a committed event waits about half of it (plus River's
+	// jitter) before fan-out starts; shorter means lower latency and more
+	// idle queries.
 	PollInterval time.Duration
 	// Transport, when set, replaces the guarded transport deliveries use.
 	// Only tests that need to observe the guard's absence should set it.
