@@ -44,6 +44,7 @@ type hookSink struct {
 	mu        sync.Mutex
 	seen      map[string]bool
 	latencies []time.Duration
+	receipts  map[string]time.Time // by record id and version
 	arrivals  []time.Time
 	dups      int
 	first     time.Time
@@ -54,6 +55,12 @@ func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	var ev struct {
 		CreatedAt time.Time `json:"created_at"`
+		Data      struct {
+			Record struct {
+				ID      string `json:"id"`
+				Version int64  `json:"version"`
+			} `json:"record"`
+		} `json:"data"`
 	}
 	b, err := io.ReadAll(r.Body)
 	if err == nil {
@@ -69,9 +76,10 @@ func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.dups++
 	} else {
 		h.seen[id] = true
-		// The event's time is taken inside the write's transaction, just
-		// before it commits: this is commit-to-receipt, to within the commit.
+		// The event's time is taken inside the write's transaction, before
+		// it commits: from it, latency includes the commit itself.
 		h.latencies = append(h.latencies, now.Sub(ev.CreatedAt))
+		h.receipts[recordVersion(ev.Data.Record.ID, ev.Data.Record.Version)] = now
 		h.arrivals = append(h.arrivals, now)
 		if h.first.IsZero() {
 			h.first = now
@@ -107,6 +115,25 @@ func (h *hookSink) drained(since time.Time) drain {
 	return d
 }
 
+func recordVersion(id string, version int64) string { return id + "/" + strconv.FormatInt(version, 10) }
+
+// ackLatencies answers, for every delivery whose write was acknowledged,
+// the time from the acknowledgement (the 200 of the write, which follows
+// its commit) to the receipt; a delivery that beat its acknowledgement
+// counts as 0.
+func (h *hookSink) ackLatencies(acks map[string]time.Time) []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]time.Duration, 0, len(acks))
+	for k, ack := range acks {
+		if at, ok := h.receipts[k]; ok {
+			out = append(out, max(at.Sub(ack), 0))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (h *hookSink) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -120,7 +147,7 @@ func (h *hookSink) count() int {
 // private webhook targets (in-process it does; a -url server needs
 // -allow-private-webhooks).
 func runWebhooks(ctx context.Context, t *target, o options, push bool) (map[string]any, error) {
-	sink := &hookSink{seen: map[string]bool{}}
+	sink := &hookSink{seen: map[string]bool{}, receipts: map[string]time.Time{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -161,6 +188,7 @@ func runWebhooks(ctx context.Context, t *target, o options, push bool) (map[stri
 
 	var (
 		mu      sync.Mutex
+		acks    = map[string]time.Time{}
 		n       int
 		written int
 		failed  int
@@ -171,10 +199,18 @@ func runWebhooks(ctx context.Context, t *target, o options, push bool) (map[stri
 		n++
 		i := n
 		mu.Unlock()
+		var rec struct {
+			ID      string `json:"id"`
+			Version int64  `json:"version"`
+		}
 		_, err := t.call(ctx, "PATCH", "/api/v1/records/opportunity/"+ids[i%len(ids)], key,
-			map[string]any{"fields": map[string]any{"amount": i}}, nil)
+			map[string]any{"fields": map[string]any{"amount": i}}, &rec)
+		acked := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
+		if err == nil {
+			acks[recordVersion(rec.ID, rec.Version)] = acked
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				failed++
@@ -237,6 +273,9 @@ func runWebhooks(ctx context.Context, t *target, o options, push bool) (map[stri
 	dups, firstAt, lastAt := sink.dups, sink.first, sink.last
 	sink.mu.Unlock()
 	slices.Sort(lat)
+	mu.Lock()
+	ackLat := sink.ackLatencies(acks)
+	mu.Unlock()
 	span := lastAt.Sub(firstAt)
 	res := map[string]any{
 		"mode":             map[bool]string{false: "fixed_rate", true: "push"}[push],
@@ -251,6 +290,8 @@ func runWebhooks(ctx context.Context, t *target, o options, push bool) (map[stri
 		"p90_ms":           round(ms(percentile(lat, 0.90))),
 		"p99_ms":           round(ms(percentile(lat, 0.99))),
 		"max_ms":           round(ms(percentile(lat, 1))),
+		"ack_p50_ms":       round(ms(percentile(ackLat, 0.50))),
+		"ack_p99_ms":       round(ms(percentile(ackLat, 0.99))),
 		"write_p50_ms":     writes["p50_ms"],
 		"write_p99_ms":     writes["p99_ms"],
 	}
@@ -260,7 +301,7 @@ func runWebhooks(ctx context.Context, t *target, o options, push bool) (map[stri
 	if jobs != nil {
 		// Latencies of a backlog say how long it waited, not how fast it
 		// goes; the drain rate is the figure.
-		for _, k := range []string{"p50_ms", "p90_ms", "p99_ms", "max_ms"} {
+		for _, k := range []string{"p50_ms", "p90_ms", "p99_ms", "max_ms", "ack_p50_ms", "ack_p99_ms"} {
 			delete(res, k)
 		}
 		if n := sink.drained(resumed); n.count > 1 {
