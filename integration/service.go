@@ -212,7 +212,9 @@ func (s *Service) Start(ctx context.Context) error {
 		Workers:      workers,
 		Queues:       queues,
 		PeriodicJobs: periodic,
-		Logger:       s.log,
+		// River reports its routine bookkeeping (job counts every few
+		// seconds) at Info; the host's log keeps River's warnings and errors.
+		Logger: slog.New(minLevel{Handler: s.log.Handler(), min: slog.LevelWarn}),
 	}
 	for _, tune := range jobConfigs {
 		tune(s, rc)
@@ -349,4 +351,22 @@ func defaultPipeline(cfg Config, clock func() time.Time) (*records.Pipeline, err
 		return nil, fmt.Errorf("integration: pipeline: %w", err)
 	}
 	return p, nil
+}
+
+// minLevel drops records below min before they reach Handler.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }
