@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartlite/crmkit/apikey"
@@ -332,16 +334,22 @@ func TestWebhookSSRFRefusal(t *testing.T) {
 }
 
 // TestWebhooksTwoInstancesDeliverOnce: two services, each with its own River
-// client, on one Postgres deliver every event once, not once per instance.
+// client, on one Postgres share the work and deliver every event once, not
+// once per instance. Writes alternate between the instances and each
+// client polls at jittered intervals, so which instance locks an event's
+// fan-out is close to a coin toss: over 100 events both get some.
 func TestWebhooksTwoInstancesDeliverOnce(t *testing.T) {
 	dsn := testdb.PostgresDSN(t)
 	a := startedEnv(t, dsn)
 	b := startedEnv(t, dsn)
+	clientA, clientB := a.svc.JobClient(), b.svc.JobClient()
+	require.NotEqual(t, clientA.ID(), clientB.ID())
 	rv := newHookReceiver(t)
 	r := a.do(t, "POST", "/api/v1/webhooks", a.admin, map[string]any{"url": rv.URL + "/hook", "events": []string{"*"}})
 	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+	endpointID := r.json(t)["id"].(string)
 
-	const n = 60
+	const n = 100
 	for i := range n {
 		inst := a
 		if i%2 == 1 {
@@ -349,9 +357,35 @@ func TestWebhooksTwoInstancesDeliverOnce(t *testing.T) {
 		}
 		inst.create(t, a.admin, "account", map[string]any{"name": "Account " + strings.Repeat("x", i%5)})
 	}
-	require.Eventually(t, func() bool { return len(rv.requests()) >= n }, 30*time.Second, 20*time.Millisecond)
-	// Give a duplicate, were there one, time to arrive.
-	time.Sleep(500 * time.Millisecond)
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		ds, _, err := a.svc.Webhooks().Deliveries(ctx, outbound.DeliveryQuery{Workspace: a.ws, EndpointID: endpointID, Limit: 2 * n})
+		if err != nil || len(ds) != n {
+			return false
+		}
+		for _, d := range ds {
+			if d.Status != outbound.StatusSucceeded {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "every event has one succeeded delivery")
+	// A duplicate could only come from a fan-out or delivery job still to
+	// run or running; once none is left, every request the receiver will
+	// get is in.
+	webhookJobs := func(states ...rivertype.JobState) ([]*rivertype.JobRow, error) {
+		res, err := clientA.JobList(ctx, river.NewJobListParams().
+			Kinds(records.FanoutArgs{}.Kind(), outbound.DeliverArgs{}.Kind()).States(states...).First(10_000))
+		if err != nil {
+			return nil, err
+		}
+		return res.Jobs, nil
+	}
+	require.Eventually(t, func() bool {
+		jobs, err := webhookJobs(rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled)
+		return err == nil && len(jobs) == 0
+	}, 30*time.Second, 20*time.Millisecond, "fan-out and delivery jobs still to run")
 	seen := map[string]int{}
 	for _, req := range rv.requests() {
 		seen[req.header.Get("webhook-id")]++
@@ -360,11 +394,20 @@ func TestWebhooksTwoInstancesDeliverOnce(t *testing.T) {
 	for id, c := range seen {
 		require.Equal(t, 1, c, "event %s delivered %d times", id, c)
 	}
-	var workedBy []string
-	require.NoError(t, a.st.DB().NewRaw(
-		"SELECT DISTINCT attempted_by[1] FROM river_job WHERE kind IN (?, ?)", records.FanoutArgs{}.Kind(), outbound.DeliverArgs{}.Kind()).
-		Scan(context.Background(), &workedBy))
-	t.Logf("fan-out and deliveries worked by %d clients", len(workedBy))
+	require.Len(t, rv.requests(), n)
+
+	completed, err := webhookJobs(rivertype.JobStateCompleted)
+	require.NoError(t, err)
+	workedBy := map[string]int{}
+	for _, j := range completed {
+		for _, id := range j.AttemptedBy {
+			workedBy[id]++
+		}
+	}
+	t.Logf("fan-out and delivery jobs worked per client: %v", workedBy)
+	require.Len(t, workedBy, 2, "only the two instances work jobs")
+	require.Positive(t, workedBy[clientA.ID()], "instance a worked none of the jobs")
+	require.Positive(t, workedBy[clientB.ID()], "instance b worked none of the jobs")
 }
 
 // serverProcess is the reference server running as a child process.

@@ -466,11 +466,17 @@ func TestRotationGraceSignsWithBothSecrets(t *testing.T) {
 	})
 }
 
+// TestTwoReplicasDeliverOnce: two replicas, each with its own River client,
+// on one Postgres share the work and still deliver every event once. The
+// events are committed one at a time and each replica's producer polls at
+// jittered intervals, so which replica locks an event's fan-out is close to
+// a coin toss: over 100 events both replicas get some.
 func TestTwoReplicasDeliverOnce(t *testing.T) {
 	dsn := testdb.PostgresDSN(t)
 	h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
-	first := h.svc
+	first, firstClient := h.svc, h.client
 	h.start(outbound.Config{AllowPrivate: true})
+	require.NotEqual(t, firstClient.ID(), h.client.ID())
 	rv := newReceiver(t)
 	e, _, err := first.Create(context.Background(), h.ws, outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
 	require.NoError(t, err)
@@ -490,6 +496,9 @@ func TestTwoReplicasDeliverOnce(t *testing.T) {
 		}
 		return true
 	}, waitTimeout, 50*time.Millisecond)
+	// A duplicate could only come from a job still to run or running; once
+	// none is left, every request the receiver will get is in.
+	h.waitIdle()
 	seen := map[string]int{}
 	for _, r := range rv.got() {
 		seen[r.header.Get("webhook-id")]++
@@ -498,6 +507,13 @@ func TestTwoReplicasDeliverOnce(t *testing.T) {
 	for id, c := range seen {
 		require.Equal(t, 1, c, "event %s delivered %d times", id, c)
 	}
+	require.Len(t, rv.got(), n)
+
+	workers := h.jobWorkers()
+	t.Logf("jobs worked per client: %v", workers)
+	require.Len(t, workers, 2, "only the two replicas work jobs")
+	require.Positive(t, workers[firstClient.ID()], "the first replica worked none of the jobs")
+	require.Positive(t, workers[h.client.ID()], "the second replica worked none of the jobs")
 }
 
 // TestOrphanSweep: a delivery job left running by a process that died is

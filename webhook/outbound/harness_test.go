@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartlite/crmkit/internal/testdb"
@@ -170,6 +171,46 @@ func (h *harness) waitFanout() {
 			records.FanoutArgs{}.Kind()).Scan(context.Background(), &n)
 		return err == nil && n == 0
 	}, waitTimeout, 20*time.Millisecond)
+}
+
+// webhookJobKinds are the kinds of the jobs that make delivery attempts.
+var webhookJobKinds = []string{records.FanoutArgs{}.Kind(), outbound.DeliverArgs{}.Kind()}
+
+// webhookJobs answers the fan-out and delivery jobs in the given states.
+func (h *harness) webhookJobs(states ...rivertype.JobState) ([]*rivertype.JobRow, error) {
+	res, err := h.client.JobList(context.Background(),
+		river.NewJobListParams().Kinds(webhookJobKinds...).States(states...).First(10_000))
+	if err != nil {
+		return nil, err
+	}
+	return res.Jobs, nil
+}
+
+// waitIdle waits until no fan-out or delivery job is left that could make
+// another attempt: once it returns, every request a receiver will ever get
+// from the jobs so far has been answered.
+func (h *harness) waitIdle() {
+	h.t.Helper()
+	require.Eventually(h.t, func() bool {
+		jobs, err := h.webhookJobs(rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled)
+		return err == nil && len(jobs) == 0
+	}, waitTimeout, 20*time.Millisecond, "fan-out and delivery jobs still to run")
+}
+
+// jobWorkers counts, per River client id, the fan-out and delivery jobs it
+// worked.
+func (h *harness) jobWorkers() map[string]int {
+	h.t.Helper()
+	jobs, err := h.webhookJobs(rivertype.JobStateCompleted)
+	require.NoError(h.t, err)
+	workers := map[string]int{}
+	for _, j := range jobs {
+		for _, id := range j.AttemptedBy {
+			workers[id]++
+		}
+	}
+	return workers
 }
 
 func opportunityEvent(ws, typ string, changes map[string]records.Change) *records.Event {
