@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartlite/crmkit/internal/testdb"
@@ -262,30 +263,101 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	})
 }
 
-func TestRetryAfterIsHonoured(t *testing.T) {
+// TestRetryWaitIsScheduled checks the time River is given for the retry of
+// a failed attempt, against the attempt's own time: the receiver's
+// Retry-After on 429 and 503, and the schedule's wait otherwise. The waits
+// are long, so no retry runs while the test looks.
+func TestRetryWaitIsScheduled(t *testing.T) {
+	const schedule = time.Hour
+	retryDate := time.Now().Add(10 * time.Minute).UTC().Truncate(time.Second)
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		// want answers when the retry is due, given the failed attempt's time.
+		want func(at time.Time) time.Time
+	}{
+		{"429 Retry-After seconds", http.StatusTooManyRequests, "120", func(at time.Time) time.Time { return at.Add(2 * time.Minute) }},
+		{"503 Retry-After seconds", http.StatusServiceUnavailable, "120", func(at time.Time) time.Time { return at.Add(2 * time.Minute) }},
+		{"503 Retry-After date", http.StatusServiceUnavailable, retryDate.Format(http.TimeFormat), func(time.Time) time.Time { return retryDate }},
+		{"503 without Retry-After", http.StatusServiceUnavailable, "", func(at time.Time) time.Time { return at.Add(schedule) }},
+		{"500 ignores Retry-After", http.StatusInternalServerError, "120", func(at time.Time) time.Time { return at.Add(schedule) }},
+		{"429 unreadable Retry-After", http.StatusTooManyRequests, "soon", func(at time.Time) time.Time { return at.Add(schedule) }},
+	}
 	testdb.Dialects(t, func(t *testing.T, dsn string) {
-		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Schedule: []time.Duration{schedule}})
 		rv := newReceiver(t)
-		rv.setRespond(func(n int, w http.ResponseWriter, _ *http.Request) {
-			if n == 1 {
-				w.Header().Set("Retry-After", "2")
-				w.WriteHeader(http.StatusTooManyRequests)
-				_, _ = w.Write([]byte(`{"error":"slow down"}`))
-				return
+		rv.setRespond(func(_ int, w http.ResponseWriter, r *http.Request) {
+			tc := tests[must(strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/")))]
+			if tc.retryAfter != "" {
+				w.Header().Set("Retry-After", tc.retryAfter)
+			}
+			w.WriteHeader(tc.status)
+			_, _ = w.Write([]byte(`{"error":"slow down"}`))
+		})
+		for i, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/" + strconv.Itoa(i), Events: []string{"*"}})
+				h.emit(closedWon(h.ws))
+				d := h.waitDelivery(e.ID, outbound.StatusPending)
+				require.Len(t, d.Attempts, 1)
+				a := d.Attempts[0]
+				require.Equal(t, tc.status, a.StatusCode)
+				require.Equal(t, tc.retryAfter, a.Headers.Get("Retry-After"))
+				require.Equal(t, `{"error":"slow down"}`, a.Body)
+				due := tc.want(a.At)
+				require.NotNil(t, d.NextAttemptAt)
+				require.WithinDuration(t, due, *d.NextAttemptAt, time.Second, "the log's next attempt")
+
+				// The retry's job, once River has taken it up and put it
+				// back to wait, is scheduled for that time: no earlier,
+				// and not much later than the attempt took to be stored.
+				var job *rivertype.JobRow
+				require.Eventually(t, func() bool {
+					job = h.deliverJob(d.ID)
+					return job != nil && job.AttemptedAt != nil && job.State != rivertype.JobStateRunning
+				}, waitTimeout, 20*time.Millisecond)
+				require.NotEqual(t, rivertype.JobStateCompleted, job.State)
+				require.False(t, job.ScheduledAt.Before(due.Add(-time.Millisecond)),
+					"scheduled at %s, before %s", job.ScheduledAt, due)
+				require.True(t, job.ScheduledAt.Before(due.Add(waitTimeout)), "scheduled at %s, long after %s", job.ScheduledAt, due)
+				require.Len(t, rv.byPath("/"+strconv.Itoa(i)), 1, "no retry yet")
+			})
+		}
+	})
+}
+
+// TestLateSuccessIsATimeout: a receiver that answers 200 only after the
+// attempt's timeout has passed has failed the attempt, logged as a timeout.
+func TestLateSuccessIsATimeout(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Timeout: 50 * time.Millisecond,
+			Schedule: []time.Duration{time.Hour}})
+		rv := newReceiver(t)
+		answered := make(chan struct{})
+		rv.setRespond(func(_ int, w http.ResponseWriter, r *http.Request) {
+			// Answer once the sender has given up on the request, so the
+			// answer comes after the timeout whatever the machine's load.
+			select {
+			case <-r.Context().Done():
+			case <-time.After(waitTimeout):
 			}
 			w.WriteHeader(http.StatusOK)
+			close(answered)
 		})
 		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
 		h.emit(closedWon(h.ws))
-		d := h.waitDelivery(e.ID, outbound.StatusSucceeded)
-		require.Len(t, d.Attempts, 2)
-		require.Equal(t, 429, d.Attempts[0].StatusCode)
-		require.Equal(t, `{"error":"slow down"}`, d.Attempts[0].Body)
-		require.Equal(t, "2", d.Attempts[0].Headers.Get("Retry-After"))
-		reqs := rv.got()
-		require.Len(t, reqs, 2)
-		// The schedule alone would retry after 100 ms.
-		require.GreaterOrEqual(t, reqs[1].at.Sub(reqs[0].at), 2*time.Second)
+		d := h.waitDelivery(e.ID, outbound.StatusPending)
+		<-answered
+		require.Len(t, d.Attempts, 1)
+		a := d.Attempts[0]
+		require.Equal(t, outbound.ErrorKindTimeout, a.ErrorKind)
+		require.Equal(t, "timed out", a.Error)
+		require.Zero(t, a.StatusCode, "the late answer is not logged as the attempt's status")
+		require.NotNil(t, d.NextAttemptAt, "a retry is due")
+		ep, err := h.svc.Get(context.Background(), h.ws, e.ID)
+		require.NoError(t, err)
+		require.NotNil(t, ep.FailingSince, "the endpoint is failing")
 	})
 }
 
@@ -587,6 +659,14 @@ func TestOrphanedFanout(t *testing.T) {
 	require.Equal(t, ev.ID, got.EventID)
 	require.Len(t, h.deliveries(e.ID), 1)
 	require.Len(t, rv.got(), 1)
+}
+
+// must answers v, panicking on err; for values a test itself made.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // errOf drops a result to keep its error.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -196,6 +197,27 @@ func (h *harness) waitIdle() {
 			rivertype.JobStateRunning, rivertype.JobStateScheduled)
 		return err == nil && len(jobs) == 0
 	}, waitTimeout, 20*time.Millisecond, "fan-out and delivery jobs still to run")
+}
+
+// deliverJob answers the newest delivery job of the delivery, nil when
+// there is none.
+func (h *harness) deliverJob(deliveryID string) *rivertype.JobRow {
+	h.t.Helper()
+	res, err := h.client.JobList(context.Background(), river.NewJobListParams().Kinds(outbound.DeliverArgs{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning,
+			rivertype.JobStateScheduled, rivertype.JobStateCompleted, rivertype.JobStateCancelled, rivertype.JobStateDiscarded).
+		First(10_000))
+	if err != nil {
+		return nil
+	}
+	var newest *rivertype.JobRow
+	for _, j := range res.Jobs {
+		var args outbound.DeliverArgs
+		if json.Unmarshal(j.EncodedArgs, &args) == nil && args.DeliveryID == deliveryID && (newest == nil || j.ID > newest.ID) {
+			newest = j
+		}
+	}
+	return newest
 }
 
 // jobWorkers counts, per River client id, the fan-out and delivery jobs it

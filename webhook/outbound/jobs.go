@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -299,7 +298,7 @@ func (s *Service) retryDelay(attempt int, retryAfter time.Duration) time.Duratio
 		d = s.schedule[i]
 	}
 	if s.jitter > 0 {
-		d += time.Duration(rand.Float64() * s.jitter * float64(d))
+		d += time.Duration(s.random() * s.jitter * float64(d))
 	}
 	return d
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
@@ -108,6 +109,9 @@ type Service struct {
 	userAgent    string
 	pollEvery    time.Duration
 	http         *http.Client
+	// random answers a number in [0, 1) that scales each retry's jitter;
+	// rand.Float64, but tests put a source of their own here.
+	random func() float64
 
 	client atomic.Pointer[river.Client[*sql.Tx]]
 	// retryAt carries the wait a failed attempt chose (from Retry-After or
@@ -140,6 +144,7 @@ func New(cfg Config) (*Service, error) {
 		queue:        cfg.Queue,
 		userAgent:    cfg.UserAgent,
 		pollEvery:    cfg.PollInterval,
+		random:       rand.Float64,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
