@@ -51,7 +51,11 @@ func TestAPIKeys(t *testing.T) {
 		got, err := st.APIKeyByHash(ctx, hash)
 		require.NoError(t, err)
 		require.Equal(t, k, got)
-		_, err = st.APIKeyByHash(ctx, hash[:63]+"0")
+		other := hash[:63] + "0"
+		if hash[63] == '0' {
+			other = hash[:63] + "1"
+		}
+		_, err = st.APIKeyByHash(ctx, other)
 		require.ErrorIs(t, err, records.ErrNotFound)
 
 		t.Run("duplicate hash", func(t *testing.T) {
