@@ -8,10 +8,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -480,24 +484,191 @@ func TestRedeliverAndReplay(t *testing.T) {
 	})
 }
 
-func TestRetentionPrune(t *testing.T) {
+// TestRetentionPrunedByJob: the prune runs as River's periodic job (every
+// 100 ms here) and removes finished deliveries older than the retention
+// period with their attempts, keeping recent ones and old pending ones.
+func TestRetentionPrunedByJob(t *testing.T) {
 	testdb.Dialects(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Retention: 7 * 24 * time.Hour})
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Retention: 7 * 24 * time.Hour,
+			PruneInterval: 100 * time.Millisecond, Schedule: []time.Duration{time.Hour}, DisableAfter: 365 * 24 * time.Hour})
 		rv := newReceiver(t)
+		rv.setRespond(func(_ int, w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/gone":
+				w.WriteHeader(http.StatusGone)
+			case "/down":
+				w.WriteHeader(http.StatusInternalServerError)
+			default:
+				w.WriteHeader(http.StatusOK)
+			}
+		})
+		ok, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/ok", Events: []string{"*"}})
+		gone, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/gone", Events: []string{"*"}})
+		down, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/down", Events: []string{"*"}})
+
+		// Eight days ago: one delivery succeeded, one failed for good, one
+		// is still waiting for its retry.
+		h.emit(closedWon(h.ws))
+		oldSucceeded := h.waitDelivery(ok.ID, outbound.StatusSucceeded)
+		oldFailed := h.waitDelivery(gone.ID, outbound.StatusFailed)
+		oldPending := h.waitDelivery(down.ID, outbound.StatusPending)
+		h.clock.Advance(8 * 24 * time.Hour)
+		// Today: a recent success and a recent pending one. The prune job
+		// may already be removing the old ones meanwhile.
+		recent := closedWon(h.ws)
+		h.emit(recent)
+		var recentSucceeded, recentPending *outbound.Delivery
+		require.Eventually(t, func() bool {
+			for _, d := range h.deliveries(ok.ID) {
+				if d.EventID == recent.ID && d.Status == outbound.StatusSucceeded {
+					recentSucceeded = d
+				}
+			}
+			for _, d := range h.deliveries(down.ID) {
+				if d.EventID == recent.ID && d.AttemptCount == 1 {
+					recentPending = d
+				}
+			}
+			return recentSucceeded != nil && recentPending != nil
+		}, waitTimeout, 20*time.Millisecond)
+		require.Equal(t, outbound.StatusPending, recentPending.Status)
+
+		// Wait for a prune job that started after all of the above.
+		since := time.Now()
+		require.Eventually(t, func() bool {
+			res, err := h.client.JobList(ctx, river.NewJobListParams().Kinds(outbound.PruneArgs{}.Kind()).
+				States(rivertype.JobStateCompleted).First(10_000))
+			if err != nil {
+				return false
+			}
+			for _, j := range res.Jobs {
+				if j.AttemptedAt != nil && j.AttemptedAt.After(since) {
+					return true
+				}
+			}
+			return false
+		}, waitTimeout, 20*time.Millisecond, "no prune job ran")
+
+		ids := func(ds []*outbound.Delivery) []string {
+			var out []string
+			for _, d := range ds {
+				out = append(out, d.ID)
+			}
+			return out
+		}
+		require.Equal(t, []string{recentSucceeded.ID}, ids(h.deliveries(ok.ID)), "the old success is pruned, the recent one kept")
+		require.Empty(t, h.deliveries(gone.ID), "the old failure is pruned")
+		require.Equal(t, []string{recentPending.ID, oldPending.ID}, ids(h.deliveries(down.ID)), "pending deliveries are kept, however old")
+		for _, id := range []string{oldSucceeded.ID, oldFailed.ID} {
+			_, err := h.svc.Delivery(ctx, h.ws, id)
+			require.ErrorIs(t, err, records.ErrNotFound)
+			var attempts int
+			require.NoError(t, h.st.DB().NewRaw("SELECT count(*) FROM webhook_attempts WHERE delivery_id = ?", id).Scan(ctx, &attempts))
+			require.Zero(t, attempts, "the pruned delivery's attempts go with it")
+		}
+		require.Contains(t, h.logs.String(), "webhook deliveries pruned")
+	})
+}
+
+// TestLoggedBodyIsCut: the log keeps exactly the first 4 KiB of an answer's
+// body.
+func TestLoggedBodyIsCut(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true})
+		rv := newReceiver(t)
+		// Every line differs, so any other cut would show.
+		var body strings.Builder
+		for i := 0; body.Len() < 10<<10; i++ {
+			fmt.Fprintf(&body, "line %05d of the answer\n", i)
+		}
+		rv.setRespond(func(_ int, w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte(body.String()))
+		})
 		e, _ := h.endpoint(outbound.EndpointInput{URL: rv.URL + "/hook", Events: []string{"*"}})
 		h.emit(closedWon(h.ws))
-		h.waitDelivery(e.ID, outbound.StatusSucceeded)
-		require.Len(t, h.svc.PeriodicJobs(), 2, "the prune and the orphan sweep")
+		d := h.waitDelivery(e.ID, outbound.StatusSucceeded)
+		d, err := h.svc.Delivery(context.Background(), h.ws, d.ID)
+		require.NoError(t, err)
+		require.Len(t, d.Attempts, 1)
+		a := d.Attempts[0]
+		require.Len(t, a.Body, 4096)
+		require.Equal(t, body.String()[:4096], a.Body)
+		require.Equal(t, "text/plain", a.Headers.Get("Content-Type"))
+	})
+}
 
-		n, err := h.svc.Prune(ctx)
+// TestNetworkErrorsClassified: attempts that get no answer log why, by
+// kind. A timeout is TestLateSuccessIsATimeout's case.
+func TestNetworkErrorsClassified(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Schedule: []time.Duration{time.Hour}})
+
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		require.Zero(t, n, "within the retention period")
-		h.clock.Advance(8 * 24 * time.Hour)
-		n, err = h.svc.Prune(ctx)
-		require.NoError(t, err)
-		require.Equal(t, int64(1), n)
-		require.Empty(t, h.deliveries(e.ID))
+		closedAddr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+
+		// A TLS server whose certificate nobody trusts; its handshake
+		// complaints stay out of the test's output.
+		untrusted := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+		untrusted.Config.ErrorLog = log.New(io.Discard, "", 0)
+		untrusted.StartTLS()
+		t.Cleanup(untrusted.Close)
+
+		tests := []struct {
+			name, url, kind, msg string
+		}{
+			{"refused", "http://" + closedAddr + "/hook", outbound.ErrorKindRefused, "connection refused"},
+			{"untrusted certificate", untrusted.URL + "/hook", outbound.ErrorKindTLS, "certificate signed by unknown authority"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				e, _ := h.endpoint(outbound.EndpointInput{URL: tc.url, Events: []string{"*"}})
+				h.emit(closedWon(h.ws))
+				d := h.waitDelivery(e.ID, outbound.StatusPending)
+				require.Len(t, d.Attempts, 1)
+				a := d.Attempts[0]
+				require.Equal(t, tc.kind, a.ErrorKind, "error: %s", a.Error)
+				require.Contains(t, a.Error, tc.msg)
+				require.Zero(t, a.StatusCode)
+				require.Empty(t, a.Body)
+			})
+		}
+	})
+}
+
+// TestDNSErrorClassified: a host name that does not resolve is logged as a
+// DNS failure. Deliveries resolve through the system resolver, which may
+// send a query off the machine; here the transport's dialer resolves with
+// Go's resolver whose connection to a DNS server always fails, so the
+// lookup fails on the machine with the *net.DNSError a failed lookup gives.
+func TestDNSErrorClassified(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		var queries sync.Map
+		resolver := &net.Resolver{PreferGo: true, Dial: func(_ context.Context, network, address string) (net.Conn, error) {
+			queries.Store(network+" "+address, true)
+			return nil, errors.New("no DNS server in tests")
+		}}
+		dialer := &net.Dialer{Resolver: resolver}
+		h := newHarness(t, dsn, outbound.Config{AllowPrivate: true, Schedule: []time.Duration{time.Hour},
+			// Registration resolves through this table, delivery through
+			// the failing resolver above.
+			Resolver:  fakeResolver{"hooks.crmkit.invalid": {netip.MustParseAddr("127.0.0.1")}},
+			Transport: &http.Transport{DialContext: dialer.DialContext}})
+		e, _ := h.endpoint(outbound.EndpointInput{URL: "http://hooks.crmkit.invalid/hook", Events: []string{"*"}})
+		h.emit(closedWon(h.ws))
+		d := h.waitDelivery(e.ID, outbound.StatusPending)
+		require.Len(t, d.Attempts, 1)
+		a := d.Attempts[0]
+		require.Equal(t, outbound.ErrorKindDNS, a.ErrorKind, "error: %s", a.Error)
+		require.Contains(t, a.Error, "DNS lookup failed")
+		require.Contains(t, a.Error, "hooks.crmkit.invalid")
+		require.Zero(t, a.StatusCode)
+		asked := false
+		queries.Range(func(any, any) bool { asked = true; return false })
+		require.True(t, asked, "the lookup went to the test's resolver")
 	})
 }
 

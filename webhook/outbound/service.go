@@ -84,8 +84,10 @@ type Config struct {
 	// jitter) before fan-out starts; shorter means lower latency and more
 	// idle queries.
 	PollInterval time.Duration
-	// Transport, when set, replaces the guarded transport deliveries use.
-	// Only tests that need to observe the guard's absence should set it.
+	// Transport, when set, replaces the guarded transport deliveries use,
+	// and with it the address check at dial time. It is for tests: to
+	// observe the guard's absence, or to resolve names without asking a
+	// DNS server.
 	Transport http.RoundTripper
 }
 
