@@ -490,6 +490,23 @@ func (p *serverProcess) call(t *testing.T, method, path, key string, body any) (
 	return resp.StatusCode, m
 }
 
+// rateLimit answers the X-RateLimit-Limit the server gives key, "" when it
+// cannot be asked.
+func (p *serverProcess) rateLimit(key string) string {
+	req, err := http.NewRequest("GET", p.url+"/api/v1/webhooks?limit=1", nil)
+	if err != nil {
+		return ""
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Header.Get("X-RateLimit-Limit")
+}
+
 // TestWebhooksSurviveKill: records are committed while deliveries are in
 // flight, the server is killed with SIGKILL, and after a restart every
 // committed event reaches the receiver at least once, within a minute.
@@ -531,7 +548,9 @@ func TestWebhooksSurviveKill(t *testing.T) {
 		require.NoError(t, err)
 		defer st.Close()
 		require.NoError(t, st.SetWorkspacePlan(ctx, "ws_default", "enterprise"))
-		time.Sleep(2500 * time.Millisecond) // the server's plan cache
+		// The server's plan cache picks the change up within its TTL.
+		require.Eventually(t, func() bool { return srv.rateLimit(admin) == "6000" }, 30*time.Second, 100*time.Millisecond,
+			"the server did not apply the enterprise plan")
 
 		status, body := srv.call(t, "POST", "/api/v1/webhooks", admin, map[string]any{"url": rv.URL + "/hook", "events": []string{"*"}})
 		require.Equal(t, http.StatusCreated, status, "%v", body)
