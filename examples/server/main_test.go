@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,6 +112,20 @@ func (s *server) stop(tb testing.TB) int {
 	return s.cmd.ProcessState.ExitCode()
 }
 
+// rateLimit answers the X-RateLimit-Limit the server gives key.
+func (s *server) rateLimit(tb testing.TB, key string) string {
+	tb.Helper()
+	req, err := http.NewRequest("GET", s.url+"/api/v1/records/opportunity?limit=1", nil)
+	require.NoError(tb, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	require.Equal(tb, http.StatusOK, resp.StatusCode)
+	return resp.Header.Get("X-RateLimit-Limit")
+}
+
 func (s *server) call(tb testing.TB, method, path, key, body string) (int, map[string]any) {
 	tb.Helper()
 	var rd io.Reader
@@ -159,6 +175,7 @@ func TestServer(t *testing.T) {
 	status, body := s.call(t, "GET", "/healthz", "", "")
 	require.Equal(t, 200, status)
 	require.Equal(t, "ok", body["status"])
+	require.Equal(t, "60", s.rateLimit(t, admin), "the first workspace is on the Starter plan: 60 requests a minute")
 
 	status, body = s.call(t, "POST", "/api/v1/keys", admin, `{"name":"Finance Sync","scopes":["READ","WRITE"],"expires_at":null}`)
 	require.Equal(t, 201, status, "%v", body)
@@ -214,4 +231,112 @@ func TestServerEnvironment(t *testing.T) {
 
 	_, err = parseOptions([]string{"stray"}, func(string) string { return "" }, io.Discard)
 	require.Error(t, err)
+}
+
+// TestServerShutdownFinishesInFlight: on SIGTERM or SIGINT the server stops
+// taking new connections, finishes the request it is in the middle of, and
+// exits 0.
+func TestServerShutdownFinishesInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	bin := buildServer(t)
+	for _, tc := range []struct {
+		name string
+		sig  syscall.Signal
+	}{{"SIGTERM", syscall.SIGTERM}, {"SIGINT", syscall.SIGINT}} {
+		sig := tc.sig
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			keyFile := filepath.Join(dir, "admin.key")
+			s := start(t, bin, dir, "-admin-key-file", keyFile)
+			b, err := os.ReadFile(keyFile)
+			require.NoError(t, err)
+			admin := strings.TrimSpace(string(b))
+
+			// The body is streamed through a pipe, and sent only after the
+			// server's 100 Continue, which it answers when the handler first
+			// reads the body: from then on the request is in the handler.
+			body := `{"fields":{"name":"Acme Corp renewal","amount":48000,"stage":"Negotiation"}}`
+			half := len(body) / 2
+			pr, pw := io.Pipe()
+			continued := make(chan struct{})
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got100Continue: func() { close(continued) }})
+			req, err := http.NewRequestWithContext(ctx, "POST", s.url+"/api/v1/records/opportunity", pr)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+admin)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Expect", "100-continue")
+			client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute, DisableKeepAlives: true}}
+			type result struct {
+				status int
+				body   []byte
+				err    error
+			}
+			done := make(chan result, 1)
+			go func() {
+				resp, err := client.Do(req)
+				if err != nil {
+					done <- result{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				done <- result{status: resp.StatusCode, body: b, err: err}
+			}()
+			select {
+			case <-continued:
+			case r := <-done:
+				t.Fatalf("the request ended before its body was sent: %d %s %v", r.status, r.body, r.err)
+			case <-time.After(60 * time.Second):
+				t.Fatal("no 100 Continue from the server")
+			}
+			_, err = pw.Write([]byte(body[:half]))
+			require.NoError(t, err)
+
+			require.NoError(t, s.cmd.Process.Signal(sig))
+			// New connections are refused from the moment the shutdown
+			// begins, while the request above is still waiting for its body.
+			fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+			require.Eventually(t, func() bool {
+				resp, err := fresh.Get(s.url + "/healthz")
+				if err != nil {
+					return true
+				}
+				_ = resp.Body.Close()
+				return false
+			}, 60*time.Second, 20*time.Millisecond, "new requests are still served after %v", sig)
+			require.Contains(t, s.stderr.String(), "msg=\"shutting down\"")
+			select {
+			case r := <-done:
+				t.Fatalf("the request in flight ended before its body was sent: %d %s %v", r.status, r.body, r.err)
+			case <-s.done:
+				t.Fatalf("the server exited with a request in flight: %v", s.err)
+			default:
+			}
+
+			_, err = pw.Write([]byte(body[half:]))
+			require.NoError(t, err)
+			require.NoError(t, pw.Close())
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the request in flight was not answered")
+			}
+			require.NoError(t, r.err)
+			require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+			var created map[string]any
+			require.NoError(t, json.Unmarshal(r.body, &created))
+			require.Equal(t, "Acme Corp renewal", created["fields"].(map[string]any)["name"])
+
+			select {
+			case <-s.done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("the server did not exit after %v", sig)
+			}
+			require.Equal(t, 0, s.cmd.ProcessState.ExitCode(), "stderr:\n%s", s.stderr.String())
+			require.Contains(t, s.stderr.String(), "msg=stopped")
+		})
+	}
 }
