@@ -306,7 +306,10 @@ func TestServerShutdownFinishesInFlight(t *testing.T) {
 				_ = resp.Body.Close()
 				return false
 			}, 60*time.Second, 20*time.Millisecond, "new requests are still served after %v", sig)
-			require.Contains(t, s.stderr.String(), "msg=\"shutting down\"")
+			// The log reaches the test through a pipe, so it may lag behind
+			// the refusals.
+			require.Eventually(t, func() bool { return strings.Contains(s.stderr.String(), `msg="shutting down"`) },
+				60*time.Second, 10*time.Millisecond)
 			select {
 			case r := <-done:
 				t.Fatalf("the request in flight ended before its body was sent: %d %s %v", r.status, r.body, r.err)
