@@ -80,8 +80,8 @@ var _ Store = (*store.Store)(nil)
 // current one, then a rotated-out one during its grace period), a signature
 // over the event id, the time and the exact body bytes. The default,
 // webhook.HMACSigner, writes X-SmartLite-Signature and the Standard Webhooks
-// headers (DESIGN section 7). An error means a secret is unusable; it never
-// contains a secret.
+// headers, in the format package webhook documents. An error means a secret
+// is unusable; it never contains a secret.
 type Signer interface {
 	Sign(secrets []string, id string, t time.Time, body []byte) (http.Header, error)
 }

@@ -81,10 +81,10 @@ func startedEnv(t *testing.T, dsn string) *env {
 	return e
 }
 
-// TestWebhookStory is the story: an admin registers an endpoint for
-// opportunity updates that close the deal, a deal is moved to Closed Won
-// through the API, and the receiver gets record.updated with the change and
-// checks X-SmartLite-Signature by recomputing the HMAC.
+// TestWebhookStory is the README's Closed Won story: an admin registers an
+// endpoint for opportunity updates that close the deal, a deal is moved to
+// Closed Won through the API, and the receiver gets record.updated with the
+// change and checks X-SmartLite-Signature by recomputing the HMAC.
 func TestWebhookStory(t *testing.T) {
 	testdb.Dialects(t, func(t *testing.T, dsn string) {
 		e := startedEnv(t, dsn)

@@ -97,9 +97,9 @@ func TestFanoutToMatchingEndpointsOnly(t *testing.T) {
 	})
 }
 
-// refSmartLite computes X-SmartLite-Signature as DESIGN section 7 states
-// it: HMAC-SHA256 keyed with the whole secret string over "<t>.<body>", in
-// hex.
+// refSmartLite computes X-SmartLite-Signature in the format package webhook
+// and the README document: HMAC-SHA256 keyed with the whole secret string
+// over "<t>.<body>", in hex.
 func refSmartLite(secret, t string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(t + "." + string(body)))
