@@ -226,7 +226,7 @@ func (p *Pipeline) Batch(ctx context.Context, items []BatchItem, opts BatchOptio
 // lost a race is tried again, so racing writers spread out instead of
 // colliding again.
 func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
