@@ -86,7 +86,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			n = cfg.maxOpenConns
 		}
 		sqldb.SetMaxOpenConns(n)
-		sqldb.SetMaxIdleConns(min(n, 10))
+		// Every open connection may stay idle: with fewer idle slots than
+		// open ones, a busy pool closes connections only to open them again
+		// moments later, and each new one starts a Postgres backend process
+		// (under webhook load, about a hundred in ten seconds).
+		sqldb.SetMaxIdleConns(n)
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 		sqldb.SetConnMaxLifetime(30 * time.Minute)
 		s.sqldb, s.dialect = sqldb, DialectPostgres
