@@ -3,12 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/riverqueue/river"
-	"github.com/uptrace/bun"
 
 	"github.com/smartlite/crmkit/records"
 )
@@ -22,42 +18,7 @@ func (s *Store) PublishTx(ctx context.Context, tx *sql.Tx, events ...*records.Ev
 	if tx == nil {
 		return errors.New("store: PublishTx: nil transaction")
 	}
-	return s.insertEventsOn(ctx, tx, tx, events)
-}
-
-// insertEventsOn writes events through conn and enqueues their fan-out jobs
-// on sqlTx, which must be the transaction conn runs in.
-func (s *Store) insertEventsOn(ctx context.Context, conn bun.IConn, sqlTx *sql.Tx, events []*records.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	rows := make([]eventRow, len(events))
-	jobs := make([]river.InsertManyParams, len(events))
-	for i, e := range events {
-		if e.ID == "" {
-			e.ID = records.NewID("evt")
-		}
-		e.CreatedAt = storedTime(e.CreatedAt)
-		if e.RecordID == "" && e.Record != nil {
-			e.RecordID = e.Record.ID
-		}
-		payload, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("store: event payload: %w", err)
-		}
-		rows[i] = eventRow{
-			ID: e.ID, WorkspaceID: e.Workspace, Type: e.Type, Object: e.Object, RecordID: e.RecordID,
-			Payload: string(payload), CreatedAt: e.CreatedAt,
-		}
-		jobs[i] = river.InsertManyParams{Args: records.FanoutArgs{EventID: e.ID, Workspace: e.Workspace}}
-	}
-	if _, err := s.db.NewInsert().Conn(conn).Model(&rows).Exec(ctx); err != nil {
-		return mapWriteErr("insert events", err)
-	}
-	if _, err := s.JobClient().InsertManyTx(ctx, sqlTx, jobs); err != nil {
-		return fmt.Errorf("store: enqueue event fanout: %w", err)
-	}
-	return nil
+	return s.insertEvents(ctx, tx, tx, events)
 }
 
 // Ping checks that the database answers.

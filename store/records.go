@@ -393,6 +393,14 @@ func newAuditRow(e *records.AuditEntry) (auditRow, error) {
 // to those without, and enqueues one records.FanoutArgs job per event through
 // the store's River client in the same transaction.
 func (t *Tx) InsertEvents(ctx context.Context, events ...*records.Event) error {
+	return t.s.insertEvents(ctx, t.tx, t.tx.Tx, events)
+}
+
+// insertEvents writes events through conn and enqueues their fan-out jobs on
+// sqlTx, which must be the transaction conn runs in. Tx.InsertEvents and
+// PublishTx both come here, so a host's events are stored exactly as the
+// pipeline's are.
+func (s *Store) insertEvents(ctx context.Context, conn bun.IConn, sqlTx *sql.Tx, events []*records.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -404,10 +412,10 @@ func (t *Tx) InsertEvents(ctx context.Context, events ...*records.Event) error {
 		}
 		rows[i] = row
 	}
-	if _, err := t.tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+	if _, err := s.db.NewInsert().Conn(conn).Model(&rows).Exec(ctx); err != nil {
 		return mapWriteErr("insert events", err)
 	}
-	return t.EnqueueFanout(ctx, events...)
+	return s.enqueueFanout(ctx, sqlTx, events)
 }
 
 // newEventRow gives e an id and a time when it has none and answers its row.
@@ -438,6 +446,10 @@ func newEventRow(e *records.Event) (eventRow, error) {
 // InsertManyTx's conflict handling and the job rows it reads back would be
 // paid for and thrown away.
 func (t *Tx) EnqueueFanout(ctx context.Context, events ...*records.Event) error {
+	return t.s.enqueueFanout(ctx, t.tx.Tx, events)
+}
+
+func (s *Store) enqueueFanout(ctx context.Context, sqlTx *sql.Tx, events []*records.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -445,7 +457,7 @@ func (t *Tx) EnqueueFanout(ctx context.Context, events ...*records.Event) error 
 	for i, e := range events {
 		jobs[i] = river.InsertManyParams{Args: records.FanoutArgs{EventID: e.ID, Workspace: e.Workspace}}
 	}
-	if _, err := t.s.JobClient().InsertManyFastTx(ctx, t.tx.Tx, jobs); err != nil {
+	if _, err := s.JobClient().InsertManyFastTx(ctx, sqlTx, jobs); err != nil {
 		return fmt.Errorf("store: enqueue event fanout: %w", err)
 	}
 	return nil
