@@ -513,6 +513,13 @@ func TestRetentionPrunedByJob(t *testing.T) {
 		oldSucceeded := h.waitDelivery(ok.ID, outbound.StatusSucceeded)
 		oldFailed := h.waitDelivery(gone.ID, outbound.StatusFailed)
 		oldPending := h.waitDelivery(down.ID, outbound.StatusPending)
+		// The 410 disables its endpoint in a write of its own after the
+		// failed delivery is logged; the recent event must find it disabled,
+		// or it would get a recent delivery that is rightly kept.
+		require.Eventually(t, func() bool {
+			e, err := h.svc.Get(ctx, h.ws, gone.ID)
+			return err == nil && !e.Enabled
+		}, waitTimeout, 20*time.Millisecond, "the 410 disables the endpoint")
 		h.clock.Advance(8 * 24 * time.Hour)
 		// Today: a recent success and a recent pending one. The prune job
 		// may already be removing the old ones meanwhile.
