@@ -50,21 +50,16 @@ type Parsed struct {
 // Parse checks the shape and checksum of a key and returns its hash. It does
 // no I/O. Errors wrap ErrMalformed or ErrChecksum and never contain the key.
 func Parse(s string) (Parsed, error) {
-	var hash [hashHexLen]byte
-	if err := parseInto(s, &hash); err != nil {
+	if err := check(s); err != nil {
 		return Parsed{}, err
 	}
-	return Parsed{Hash: string(hash[:]), Display: s[:DisplayLen]}, nil
+	d := digestOf(s)
+	return Parsed{Hash: d.hex(), Display: s[:DisplayLen]}, nil
 }
 
-// hashHexLen is the length of a key's hex SHA-256.
-const hashHexLen = 2 * sha256.Size
-
-// parseInto is Parse writing the hex SHA-256 into dst. It allocates nothing,
-// so that verifying a cached key (every authenticated request) makes no
-// garbage.
-func parseInto(s string, dst *[hashHexLen]byte) error {
-	if len(s) != Len || s[:len(Prefix)] != Prefix {
+// check answers whether s has the shape and checksum of a key.
+func check(s string) error {
+	if !sized(s) {
 		return ErrMalformed
 	}
 	for i := len(Prefix); i < Len; i++ {
@@ -75,12 +70,26 @@ func parseInto(s string, dst *[hashHexLen]byte) error {
 	if checksumDigits(s[:Len-ChecksumLen]) != [ChecksumLen]byte([]byte(s[Len-ChecksumLen:])) {
 		return ErrChecksum
 	}
-	var key [Len]byte
-	copy(key[:], s)
-	sum := sha256.Sum256(key[:])
-	hex.Encode(dst[:], sum[:])
 	return nil
 }
+
+// sized answers whether s has a key's length and prefix, the part of check
+// worth doing before hashing a presented string.
+func sized(s string) bool { return len(s) == Len && s[:len(Prefix)] == Prefix }
+
+// digest is the SHA-256 of a key: what the cache is keyed by, and, in hex,
+// what the store keeps.
+type digest [sha256.Size]byte
+
+// digestOf hashes a key of Len bytes without allocating, so that verifying
+// a cached key (every authenticated request) makes no garbage.
+func digestOf(s string) digest {
+	var key [Len]byte
+	n := copy(key[:], s)
+	return sha256.Sum256(key[:n])
+}
+
+func (d digest) hex() string { return hex.EncodeToString(d[:]) }
 
 // Generate returns a new random key read from r (crypto/rand when nil).
 func Generate(r io.Reader) (string, error) {

@@ -46,7 +46,7 @@ func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 func Authenticate(v Verifier) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, ok := bearer(r.Header.Get("Authorization"))
+			token, ok := bearer(authorization(r.Header))
 			if !ok {
 				unauthorized(w)
 				return
@@ -67,6 +67,15 @@ func Authenticate(v Verifier) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 		})
 	}
+}
+
+// authorization is h.Get("Authorization") without canonicalising a name
+// that is already canonical, on every request.
+func authorization(h http.Header) string {
+	if v := h["Authorization"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // bearer extracts the token of a Bearer authorization (scheme case-insensitive).

@@ -287,17 +287,21 @@ func (s *Service) Rotate(ctx context.Context, workspace, id string, grace time.D
 // refuse the key is an error wrapping ErrInvalidKey; other errors come from
 // the store. Neither ever contains the key.
 func (s *Service) Verify(ctx context.Context, plaintext string) (*Principal, error) {
-	var hash [hashHexLen]byte
-	if err := parseInto(plaintext, &hash); err != nil {
-		return nil, err
+	if !sized(plaintext) {
+		return nil, ErrMalformed
 	}
+	d := digestOf(plaintext)
 	now := s.clock()
-	// A cached key is found without turning the hash into a string (the
-	// compiler does not allocate for a map index by string(bytes)).
-	e := s.cache.getBytes(hash[:], now)
+	// Only well-formed keys are ever looked up, so a digest found in the
+	// cache is that of a well-formed key: the character and checksum checks
+	// are needed only on a miss, before the database is asked.
+	e := s.cache.get(d, now)
 	if e == nil {
+		if err := check(plaintext); err != nil {
+			return nil, err
+		}
 		var err error
-		if e, err = s.lookup(ctx, string(hash[:]), now); err != nil {
+		if e, err = s.lookup(ctx, d, now); err != nil {
 			return nil, err
 		}
 	}
@@ -313,12 +317,9 @@ func (s *Service) Verify(ctx context.Context, plaintext string) (*Principal, err
 	return &e.principal, nil
 }
 
-func (s *Service) lookup(ctx context.Context, hash string, now time.Time) (*entry, error) {
-	if e := s.cache.get(hash, now); e != nil {
-		return e, nil
-	}
-	return s.cache.load(hash, now, func() (*Key, error) {
-		k, err := s.store.APIKeyByHash(ctx, hash)
+func (s *Service) lookup(ctx context.Context, d digest, now time.Time) (*entry, error) {
+	return s.cache.load(d, now, func() (*Key, error) {
+		k, err := s.store.APIKeyByHash(ctx, d.hex())
 		if errors.Is(err, records.ErrNotFound) {
 			return nil, nil
 		}
@@ -368,9 +369,9 @@ type cache struct {
 	size int
 
 	mu       sync.RWMutex
-	byHash   map[string]*entry
-	byID     map[string]string
-	inflight map[string]*call
+	byHash   map[digest]*entry
+	byID     map[string]digest
+	inflight map[digest]*call
 	// gen grows on every eviction, so a lookup that started before a
 	// revocation cannot put the stale key back afterwards.
 	gen uint64
@@ -383,16 +384,16 @@ type call struct {
 }
 
 func newCache(ttl time.Duration, size int) *cache {
-	return &cache{ttl: ttl, size: size, byHash: map[string]*entry{}, byID: map[string]string{}, inflight: map[string]*call{}}
+	return &cache{ttl: ttl, size: size, byHash: map[digest]*entry{}, byID: map[string]digest{}, inflight: map[digest]*call{}}
 }
 
 func (c *cache) fresh(e *entry, now time.Time) bool {
 	return now.Sub(e.fetched) < c.ttl && !now.Before(e.fetched)
 }
 
-func (c *cache) get(hash string, now time.Time) *entry {
+func (c *cache) get(d digest, now time.Time) *entry {
 	c.mu.RLock()
-	e := c.byHash[hash]
+	e := c.byHash[d]
 	c.mu.RUnlock()
 	if e != nil && c.fresh(e, now) {
 		return e
@@ -400,18 +401,7 @@ func (c *cache) get(hash string, now time.Time) *entry {
 	return nil
 }
 
-// getBytes is get for a hash held in bytes.
-func (c *cache) getBytes(hash []byte, now time.Time) *entry {
-	c.mu.RLock()
-	e := c.byHash[string(hash)]
-	c.mu.RUnlock()
-	if e != nil && c.fresh(e, now) {
-		return e
-	}
-	return nil
-}
-
-func (c *cache) load(hash string, now time.Time, fetch func() (*Key, error)) (*entry, error) {
+func (c *cache) load(hash digest, now time.Time, fetch func() (*Key, error)) (*entry, error) {
 	c.mu.Lock()
 	if e := c.byHash[hash]; e != nil && c.fresh(e, now) {
 		c.mu.Unlock()
@@ -450,7 +440,7 @@ func (c *cache) load(hash string, now time.Time, fetch func() (*Key, error)) (*e
 }
 
 // put stores e; c.mu must be held.
-func (c *cache) put(hash string, e *entry, now time.Time) {
+func (c *cache) put(hash digest, e *entry, now time.Time) {
 	if len(c.byHash) >= c.size {
 		for h, old := range c.byHash {
 			if !c.fresh(old, now) {
@@ -475,7 +465,7 @@ func (c *cache) put(hash string, e *entry, now time.Time) {
 	}
 }
 
-func (c *cache) remove(hash string, e *entry) {
+func (c *cache) remove(hash digest, e *entry) {
 	delete(c.byHash, hash)
 	if e.key != nil && c.byID[e.key.ID] == hash {
 		delete(c.byID, e.key.ID)

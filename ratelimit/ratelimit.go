@@ -37,9 +37,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sethvargo/go-limiter"
@@ -93,8 +95,11 @@ type Config struct {
 type Limiter struct {
 	cfg Config
 
-	mu     sync.RWMutex
-	plans  map[string]*plan
+	// plans is read by every request without a lock. Writers, holding mu,
+	// replace the map rather than change it: a plan's first request and
+	// Close, a handful of writes in a Limiter's life.
+	plans  atomic.Pointer[map[string]*plan]
+	mu     sync.Mutex
 	closed bool
 }
 
@@ -148,7 +153,9 @@ func New(cfg Config) (*Limiter, error) {
 		limits[k] = v
 	}
 	cfg.Limits = limits
-	return &Limiter{cfg: cfg, plans: map[string]*plan{}}, nil
+	l := &Limiter{cfg: cfg}
+	l.plans.Store(&map[string]*plan{})
+	return l, nil
 }
 
 // MemoryStore is the default Config.NewStore: an in-process memorystore.
@@ -170,21 +177,15 @@ func validPlanName(s string) bool {
 
 // plan answers the plan's store, creating it on first use.
 func (l *Limiter) plan(name string) (*plan, error) {
+	if p := (*l.plans.Load())[name]; p != nil {
+		return p, nil
+	}
 	if _, ok := l.cfg.Limits[name]; !ok {
 		name = l.cfg.DefaultPlan
 	}
-	l.mu.RLock()
-	p, closed := l.plans[name], l.closed
-	l.mu.RUnlock()
-	if p != nil {
-		return p, nil
-	}
-	if closed {
-		return nil, limiter.ErrStopped
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if p := l.plans[name]; p != nil {
+	if p := (*l.plans.Load())[name]; p != nil {
 		return p, nil
 	}
 	if l.closed {
@@ -197,14 +198,16 @@ func (l *Limiter) plan(name string) (*plan, error) {
 	}
 	limit := strconv.FormatUint(tokens, 10)
 	quoted := `"` + name + `"`
-	p = &plan{
+	p := &plan{
 		name:   name,
 		store:  st,
 		limit:  limit,
 		quoted: quoted,
 		policy: quoted + ";q=" + limit + ";w=" + strconv.FormatInt(int64(l.cfg.Window/time.Second), 10),
 	}
-	l.plans[name] = p
+	plans := maps.Clone(*l.plans.Load())
+	plans[name] = p
+	l.plans.Store(&plans)
 	return p, nil
 }
 
@@ -348,8 +351,8 @@ func ceilUnix(t time.Time) int64 {
 // store failure.
 func (l *Limiter) Close(ctx context.Context) error {
 	l.mu.Lock()
-	plans := l.plans
-	l.plans, l.closed = map[string]*plan{}, true
+	plans := *l.plans.Swap(&map[string]*plan{})
+	l.closed = true
 	l.mu.Unlock()
 	var errs []error
 	for _, p := range plans {
