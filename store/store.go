@@ -34,6 +34,9 @@ type Store struct {
 
 	mu   sync.RWMutex
 	jobs *river.Client[*sql.Tx]
+
+	stmtMu sync.RWMutex
+	stmts  map[string]*sql.Stmt
 }
 
 type config struct {
@@ -202,7 +205,42 @@ func escapeSQLitePath(p string) string {
 
 // Close stops nothing River runs (stop your job client first) and closes the
 // database.
-func (s *Store) Close() error { return s.sqldb.Close() }
+func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
+	return errors.Join(append(errs, s.sqldb.Close())...)
+}
+
+// prepared answers the statement of q prepared on the pool, preparing it
+// on first use. database/sql prepares it again on each connection it
+// runs on, once, and keeps it there.
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.stmtMu.RLock()
+	st := s.stmts[q]
+	s.stmtMu.RUnlock()
+	if st != nil {
+		return st, nil
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st := s.stmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := s.sqldb.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[q] = st
+	return st, nil
+}
 
 // DB is the bun handle, for storage code of other features in this package
 // and for tests.
