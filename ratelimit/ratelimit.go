@@ -272,24 +272,25 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		// dozen times: the header names are written in their canonical form
 		// straight into the map (Header.Set would allocate a canonical copy
 		// of each mixed-case name), the values computed per request are cut
-		// from one string, and the five values share one backing array.
+		// from one string (the remaining count once, inside RateLimit's),
+		// and the five values share one backing array.
 		var buf [128]byte
 		b := append(buf[:0], p.quoted...)
 		b = append(b, ";r="...)
+		startRemaining := len(b)
 		b = strconv.AppendUint(b, res.Remaining, 10)
+		endRemaining := len(b)
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, secs, 10)
 		endRateLimit := len(b)
-		b = strconv.AppendUint(b, res.Remaining, 10)
-		endRemaining := len(b)
 		b = strconv.AppendInt(b, ceilUnix(res.Reset), 10)
 		all := string(b)
 		vals := make([]string, 5)
 		vals[0] = p.policy
 		vals[1] = all[:endRateLimit]
 		vals[2] = p.limit
-		vals[3] = all[endRateLimit:endRemaining]
-		vals[4] = all[endRemaining:]
+		vals[3] = all[startRemaining:endRemaining]
+		vals[4] = all[endRateLimit:]
 		h := w.Header()
 		h[hdrPolicy] = vals[0:1:1]
 		h[hdrRateLimit] = vals[1:2:2]
