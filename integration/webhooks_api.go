@@ -29,6 +29,13 @@ func (s *Service) newWebhooks() (*outbound.Service, error) {
 	cfg := s.cfg.Webhooks
 	cfg.Store, cfg.Logger, cfg.Clock, cfg.Signer = s.store, s.log, s.clock, s.signer
 	cfg.AllowPrivate = cfg.AllowPrivate || s.cfg.AllowPrivateWebhooks
+	// A pipeline that can name its objects (records.Pipeline can) lets
+	// endpoint registration refuse a misspelt object.
+	if p, ok := s.pipeline.(interface {
+		Object(name string) (*records.Object, bool)
+	}); ok && cfg.KnownObject == nil {
+		cfg.KnownObject = func(name string) bool { _, ok := p.Object(name); return ok }
+	}
 	return outbound.New(cfg)
 }
 

@@ -244,6 +244,12 @@ func TestWebhookAPI(t *testing.T) {
 			require.Equal(t, "validation_failed", r.code(t))
 			r = e.do(t, "PATCH", "/api/v1/webhooks/"+id, e.admin, map[string]any{"urll": "x"})
 			require.Equal(t, http.StatusBadRequest, r.status)
+			r = e.do(t, "PATCH", "/api/v1/webhooks/"+id, e.admin, map[string]any{"objects": []string{"opportunity", "oportunity"}})
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, "body: %s", r.body)
+			require.Contains(t, string(r.body), `there is no object named \"oportunity\"`)
+			r = e.do(t, "GET", "/api/v1/webhooks/"+id, e.admin, nil)
+			require.Equal(t, http.StatusOK, r.status)
+			require.NotContains(t, r.json(t)["objects"], "oportunity", "a refused update changes nothing")
 		})
 
 		t.Run("rotate secret", func(t *testing.T) {

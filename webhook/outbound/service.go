@@ -69,6 +69,9 @@ type Config struct {
 	// AllowPrivate lets endpoints target loopback and private networks; see
 	// AddressPolicy.
 	AllowPrivate bool
+	// KnownObject answers whether records of the named object can exist;
+	// endpoints naming another object are refused. Nil accepts any name.
+	KnownObject func(name string) bool
 	// Resolver resolves endpoint host names at registration; nil means the
 	// system resolver. Deliveries resolve through the system resolver and
 	// check the address at dial time.
@@ -106,6 +109,7 @@ type Service struct {
 	pruneEvery   time.Duration
 	policy       AddressPolicy
 	resolver     Resolver
+	knownObject  func(string) bool
 	signer       Signer
 	queue        string
 	userAgent    string
@@ -142,6 +146,7 @@ func New(cfg Config) (*Service, error) {
 		pruneEvery:   cfg.PruneInterval,
 		policy:       AddressPolicy{AllowPrivate: cfg.AllowPrivate},
 		resolver:     cfg.Resolver,
+		knownObject:  cfg.KnownObject,
 		signer:       cfg.Signer,
 		queue:        cfg.Queue,
 		userAgent:    cfg.UserAgent,
@@ -268,8 +273,11 @@ func (s *Service) validate(ctx context.Context, in *EndpointInput) error {
 		}
 	}
 	for _, o := range in.Objects {
-		if o == "" {
+		switch {
+		case o == "":
 			add("objects", "required", "object names must not be empty")
+		case s.knownObject != nil && !s.knownObject(o):
+			add("objects", "unknown_object", fmt.Sprintf("there is no object named %q", o))
 		}
 	}
 	if in.Condition != nil && in.Condition.Field == "" {
