@@ -296,7 +296,11 @@ func affectedOne(res sql.Result, id string) error {
 // DisableEndpoint disables an enabled endpoint, recording when and why; an
 // endpoint already disabled keeps its first reason.
 func (s *Store) DisableEndpoint(ctx context.Context, workspace, id string, at time.Time, reason string) error {
-	_, err := s.IDB(ctx).NewUpdate().Model((*endpointRow)(nil)).
+	return disableEndpoint(ctx, s.IDB(ctx), workspace, id, at, reason)
+}
+
+func disableEndpoint(ctx context.Context, db bun.IDB, workspace, id string, at time.Time, reason string) error {
+	_, err := db.NewUpdate().Model((*endpointRow)(nil)).
 		Set("enabled = ?", false).Set("disabled_at = ?", storedTime(at)).Set("disabled_reason = ?", reason).
 		Set("updated_at = ?", storedTime(at)).
 		Where("workspace_id = ? AND id = ? AND enabled", workspace, id).Exec(ctx)
@@ -504,6 +508,9 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 	}
 	next := webhookTime(r.NextAttemptAt)
 	healthChanges := (a.Error == "") == r.WasFailing
+	// The one-statement paths below write the delivery and its attempt
+	// only; anything more goes through the transaction.
+	onlyAttempt := !healthChanges && r.Enqueue == nil && r.DisableReason == ""
 	var newRow *deliveryRow
 	if r.New != nil {
 		d := *r.New
@@ -511,7 +518,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		nr := newDeliveryRow(&d)
 		newRow = &nr
 	}
-	if s.dialect == DialectPostgres && !healthChanges && r.Enqueue == nil && newRow != nil {
+	if s.dialect == DialectPostgres && onlyAttempt && newRow != nil {
 		// A first attempt made by fan-out, in one statement: the delivery
 		// and its attempt are written together.
 		var numbers []int
@@ -533,7 +540,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		a.Number = numbers[0]
 		return nil
 	}
-	if s.dialect == DialectPostgres && !healthChanges && r.Enqueue == nil {
+	if s.dialect == DialectPostgres && onlyAttempt {
 		// The common case, one statement: Postgres lets the delivery's
 		// update feed the attempt's insert, which saves a transaction's
 		// four round trips on every delivery.
@@ -593,12 +600,17 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 	})
 }
 
-// afterAttempt queues the retry and updates the endpoint's health, in the
-// attempt's transaction.
+// afterAttempt queues the retry, disables the endpoint when asked and
+// updates its health, in the attempt's transaction.
 func (s *Store) afterAttempt(ctx context.Context, tx bun.Tx, r *outbound.AttemptRecord, healthChanges bool) error {
 	if r.Enqueue != nil {
 		d := &outbound.Delivery{ID: r.DeliveryID, Workspace: r.Workspace, EndpointID: r.EndpointID, Status: r.Status}
 		if err := r.Enqueue(ctx, tx.Tx, []*outbound.Delivery{d}); err != nil {
+			return err
+		}
+	}
+	if r.DisableReason != "" {
+		if err := disableEndpoint(ctx, tx, r.Workspace, r.EndpointID, r.Attempt.At, r.DisableReason); err != nil {
 			return err
 		}
 	}

@@ -283,3 +283,49 @@ func TestWebhookDeliveries(t *testing.T) {
 
 // errOf drops a result to keep its error.
 func errOf[T any](_ T, err error) error { return err }
+
+// An attempt that disables its endpoint (a 410, or the failing period run
+// out) logs the attempt and disables the endpoint in one transaction, on the
+// Postgres path that would otherwise write the attempt alone too.
+func TestAttemptDisablesEndpoint(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		st, ws := openWebhookStore(t, dsn)
+		e := newTestEndpoint(ws)
+		require.NoError(t, st.CreateEndpoint(ctx, e))
+		ev := insertTestEvent(t, st, ws)
+		now := time.Now()
+		d := &outbound.Delivery{ID: records.NewID("dlv"), Workspace: ws, EndpointID: e.ID, EventID: ev.ID,
+			EventType: ev.Type, Status: outbound.StatusPending, CreatedAt: now}
+		require.NoError(t, errOf(st.CreateDeliveries(ctx, []*outbound.Delivery{d}, nil)))
+
+		gone := &outbound.AttemptRecord{Workspace: ws, DeliveryID: d.ID, EndpointID: e.ID, Status: outbound.StatusFailed,
+			WasFailing: true, DisableReason: "the endpoint answered 410 Gone",
+			Attempt: outbound.Attempt{At: now, StatusCode: 410, Error: "unexpected status 410 Gone",
+				ErrorKind: outbound.ErrorKindStatus, Trigger: outbound.TriggerScheduled}}
+		require.NoError(t, st.RecordAttempt(ctx, gone))
+		require.Equal(t, 1, gone.Attempt.Number)
+
+		got, err := st.GetEndpoint(ctx, ws, e.ID)
+		require.NoError(t, err)
+		require.False(t, got.Enabled)
+		require.Equal(t, "the endpoint answered 410 Gone", got.DisabledReason)
+		full, err := st.GetDelivery(ctx, ws, d.ID)
+		require.NoError(t, err)
+		require.Equal(t, outbound.StatusFailed, full.Status)
+		require.Len(t, full.Attempts, 1)
+		require.Equal(t, 410, full.Attempts[0].StatusCode)
+
+		// A delivery that does not exist records nothing, and disables nothing.
+		other := newTestEndpoint(ws)
+		require.NoError(t, st.CreateEndpoint(ctx, other))
+		missing := &outbound.AttemptRecord{Workspace: ws, DeliveryID: records.NewID("dlv"), EndpointID: other.ID,
+			Status: outbound.StatusFailed, WasFailing: true, DisableReason: "the endpoint answered 410 Gone",
+			Attempt: outbound.Attempt{At: now, StatusCode: 410, Error: "unexpected status 410 Gone",
+				ErrorKind: outbound.ErrorKindStatus, Trigger: outbound.TriggerScheduled}}
+		require.ErrorIs(t, st.RecordAttempt(ctx, missing), records.ErrNotFound)
+		still, err := st.GetEndpoint(ctx, ws, other.ID)
+		require.NoError(t, err)
+		require.True(t, still.Enabled)
+	})
+}

@@ -371,13 +371,11 @@ func (s *Service) finish(ctx context.Context, d *Delivery, e *Endpoint, ev *reco
 			retry = 0
 		}
 	}
+	rec.DisableReason = disableReason
 	if err := s.store.RecordAttempt(ctx, rec); err != nil {
 		return 0, err
 	}
 	if disableReason != "" {
-		if err := s.store.DisableEndpoint(ctx, e.Workspace, e.ID, a.At, disableReason); err != nil {
-			return 0, err
-		}
 		// The event type is what log pipelines alert on.
 		s.log.LogAttrs(ctx, slog.LevelWarn, "webhook endpoint disabled",
 			slog.String("event", "webhook.endpoint_disabled"),

@@ -117,6 +117,9 @@ type AttemptRecord struct {
 	// Enqueue, when set, is called in the transaction that logs the attempt
 	// (with the delivery alone), to queue the retry atomically with it.
 	Enqueue EnqueueFunc
+	// DisableReason, when set, disables the endpoint with this reason (kept
+	// if it is disabled already), in the transaction that logs the attempt.
+	DisableReason string
 	// New, when set, is a delivery not stored yet, whose first attempt this
 	// is: the store inserts it (with the attempt's status and times) and its
 	// attempt together, failing with records.ErrDuplicate when its (event,
@@ -147,9 +150,6 @@ type Store interface {
 	// UpdateEndpoint stores every field of e but ID, Workspace and CreatedAt;
 	// ErrNotFound when there is no such endpoint.
 	UpdateEndpoint(ctx context.Context, e *Endpoint) error
-	// DisableEndpoint disables an endpoint, keeping the first reason when it
-	// is already disabled.
-	DisableEndpoint(ctx context.Context, workspace, id string, at time.Time, reason string) error
 	// DeleteEndpoint removes an endpoint with its deliveries and their attempts.
 	DeleteEndpoint(ctx context.Context, workspace, id string) error
 
