@@ -216,6 +216,35 @@ func (s *Store) Close() error {
 	return errors.Join(append(errs, s.sqldb.Close())...)
 }
 
+// queryBound runs q, whose values are bound ($1, $2, … each once, in order:
+// SQLite reads them as parameters so named, numbered as they appear), on
+// the transaction in ctx or the pool, and scans its rows into dest, a slice
+// of bun models. A query bun builds has its values formatted into its text,
+// so on Postgres each new text costs pgx a round trip to prepare it and a
+// place in its statement cache; a bound text is prepared once per
+// connection. On SQLite the statement is prepared once (see prepared).
+func (s *Store) queryBound(ctx context.Context, dest any, q string, args ...any) error {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch t := s.txFrom(ctx); {
+	case t != nil:
+		rows, err = t.tx.Tx.QueryContext(ctx, q, args...)
+	case s.dialect == DialectSQLite:
+		var stmt *sql.Stmt
+		if stmt, err = s.prepared(ctx, q); err == nil {
+			rows, err = stmt.QueryContext(ctx, args...)
+		}
+	default:
+		rows, err = s.sqldb.QueryContext(ctx, q, args...)
+	}
+	if err != nil {
+		return err
+	}
+	return s.db.ScanRows(ctx, rows, dest)
+}
+
 // prepared answers the statement of q prepared on the pool, preparing it
 // on first use. database/sql prepares it again on each connection it
 // runs on, once, and keeps it there.

@@ -214,17 +214,23 @@ type fanoutRow struct {
 	FailingSince  *time.Time `bun:"failing_since"`
 }
 
+// fanoutTargetsSQL reads an event with the enabled endpoints of its
+// workspace. The hot reads of webhook delivery bind their values (see
+// queryBound).
+const fanoutTargetsSQL = `SELECT ev.object AS ev_object, ev.record_id AS ev_record_id, ev.payload AS ev_payload,
+	e.id, e.workspace_id, e.url, e.events, e.objects, e.condition, e.description, e.enabled, e.secret,
+	e.previous_secret, e.previous_secret_expires_at, e.created_at, e.updated_at, e.disabled_at,
+	e.disabled_reason, e.failing_since
+FROM events AS ev
+LEFT JOIN webhook_endpoints AS e ON e.workspace_id = ev.workspace_id AND e.enabled
+WHERE ev.workspace_id = $1 AND ev.id = $2
+ORDER BY e.id`
+
 // FanoutTargets answers the event with the enabled endpoints of its
 // workspace, in one query.
 func (s *Store) FanoutTargets(ctx context.Context, workspace, eventID string) (*records.Event, []*outbound.Endpoint, error) {
 	var rows []fanoutRow
-	err := s.IDB(ctx).NewSelect().Model(&rows).ModelTableExpr("events AS ev").
-		ColumnExpr("ev.object AS ev_object, ev.record_id AS ev_record_id, ev.payload AS ev_payload").
-		ColumnExpr("e.id, e.workspace_id, e.url, e.events, e.objects, e.condition, e.description, e.enabled, e.secret").
-		ColumnExpr("e.previous_secret, e.previous_secret_expires_at, e.created_at, e.updated_at, e.disabled_at").
-		ColumnExpr("e.disabled_reason, e.failing_since").
-		Join("LEFT JOIN webhook_endpoints AS e ON e.workspace_id = ev.workspace_id AND e.enabled").
-		Where("ev.workspace_id = ? AND ev.id = ?", workspace, eventID).OrderExpr("e.id").Scan(ctx)
+	err := s.queryBound(ctx, &rows, fanoutTargetsSQL, workspace, eventID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, fmt.Errorf("store: fan-out targets: %w", err)
 	}
@@ -449,26 +455,31 @@ func (s *Store) asyncCommit(ctx context.Context, tx bun.Tx) error {
 	return nil
 }
 
+// deliveryTargetSQL reads a delivery with its endpoint and event.
+const deliveryTargetSQL = `SELECT d.*,
+	e.url AS e_url, e.events AS e_events, e.objects AS e_objects, e.condition AS e_condition,
+	e.description AS e_description, e.enabled AS e_enabled, e.secret AS e_secret,
+	e.previous_secret AS e_previous_secret, e.previous_secret_expires_at AS e_previous_secret_expires_at,
+	e.created_at AS e_created_at, e.updated_at AS e_updated_at, e.disabled_at AS e_disabled_at,
+	e.disabled_reason AS e_disabled_reason, e.failing_since AS e_failing_since,
+	ev.object AS ev_object, ev.record_id AS ev_record_id, ev.payload AS ev_payload
+FROM webhook_deliveries AS d
+JOIN webhook_endpoints AS e ON e.id = d.endpoint_id
+JOIN events AS ev ON ev.id = d.event_id AND ev.workspace_id = d.workspace_id
+WHERE d.id = $1`
+
 // DeliveryTarget answers a delivery with its endpoint and event, in one
 // query.
 func (s *Store) DeliveryTarget(ctx context.Context, id string) (*outbound.Delivery, *outbound.Endpoint, *records.Event, error) {
-	var row targetRow
-	err := s.IDB(ctx).NewSelect().Model(&row).ModelTableExpr("webhook_deliveries AS d").ColumnExpr("d.*").
-		ColumnExpr("e.url AS e_url, e.events AS e_events, e.objects AS e_objects, e.condition AS e_condition").
-		ColumnExpr("e.description AS e_description, e.enabled AS e_enabled, e.secret AS e_secret").
-		ColumnExpr("e.previous_secret AS e_previous_secret, e.previous_secret_expires_at AS e_previous_secret_expires_at").
-		ColumnExpr("e.created_at AS e_created_at, e.updated_at AS e_updated_at, e.disabled_at AS e_disabled_at").
-		ColumnExpr("e.disabled_reason AS e_disabled_reason, e.failing_since AS e_failing_since").
-		ColumnExpr("ev.object AS ev_object, ev.record_id AS ev_record_id, ev.payload AS ev_payload").
-		Join("JOIN webhook_endpoints AS e ON e.id = d.endpoint_id").
-		Join("JOIN events AS ev ON ev.id = d.event_id AND ev.workspace_id = d.workspace_id").
-		Where("d.id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, nil, deliveryNotFound(id)
-	}
+	var rows []targetRow
+	err := s.queryBound(ctx, &rows, deliveryTargetSQL, id)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("store: get webhook delivery target: %w", err)
 	}
+	if len(rows) == 0 {
+		return nil, nil, nil, deliveryNotFound(id)
+	}
+	row := &rows[0]
 	er := endpointRow{
 		ID: row.EndpointID, WorkspaceID: row.WorkspaceID, URL: row.EndpointURL, Events: row.EndpointEvents,
 		Objects: row.EndpointObjects, Condition: row.EndpointCondition, Description: row.EndpointDescription,
@@ -487,6 +498,43 @@ func (s *Store) DeliveryTarget(ctx context.Context, id string) (*outbound.Delive
 	}
 	ev.Object, ev.RecordID = row.EventObject, row.EventRecordID
 	return row.delivery(), e, ev, nil
+}
+
+// The one-statement attempt writes of Postgres, with bound values (see
+// queryBound): a first attempt made by fan-out, which inserts the delivery
+// and its attempt, and a later attempt, which updates the delivery and
+// inserts the attempt. The casts type the values the SELECT lists carry.
+const (
+	firstAttemptSQL = `WITH ` + asyncCommitCTE + `, d AS (
+		INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, event_type, status, attempt_count, created_at, last_attempt_at, next_attempt_at)
+		SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, 1, $7::timestamptz, $8::timestamptz, $9::timestamptz FROM async
+		ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id)
+	INSERT INTO webhook_attempts (delivery_id, number, at, duration_ms, status_code, response_headers, response_body, error, error_kind, triggered_by)
+	SELECT d.id, 1, $10::timestamptz, $11::bigint, $12::integer, $13::jsonb, $14::text, $15::text, $16::text, $17::text FROM d RETURNING number`
+	nextAttemptSQL = `WITH ` + asyncCommitCTE + `, d AS (
+		UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, status = $1, last_attempt_at = $2, next_attempt_at = $3
+		WHERE workspace_id = $4 AND id = $5 RETURNING id, attempt_count)
+	INSERT INTO webhook_attempts (delivery_id, number, at, duration_ms, status_code, response_headers, response_body, error, error_kind, triggered_by)
+	SELECT d.id, d.attempt_count, $6::timestamptz, $7::bigint, $8::integer, $9::jsonb, $10::text, $11::text, $12::text, $13::text FROM d, async RETURNING number`
+)
+
+// queryInts runs q with bound values on the pool and answers the integer
+// each row holds.
+func (s *Store) queryInts(ctx context.Context, q string, args ...any) ([]int, error) {
+	rows, err := s.sqldb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }
 
 // RecordAttempt logs the attempt under the delivery's next number and
@@ -521,17 +569,11 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 	if s.dialect == DialectPostgres && onlyAttempt && newRow != nil {
 		// A first attempt made by fan-out, in one statement: the delivery
 		// and its attempt are written together.
-		var numbers []int
-		err := s.db.NewRaw(`WITH `+asyncCommitCTE+`, d AS (
-				INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, event_type, status, attempt_count, created_at, last_attempt_at, next_attempt_at)
-				SELECT ?, ?, ?, ?, ?, ?, 1, ?, ?, ? FROM async
-				ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id)
-			INSERT INTO webhook_attempts (delivery_id, number, at, duration_ms, status_code, response_headers, response_body, error, error_kind, triggered_by)
-			SELECT d.id, 1, ?, ?, ?, ?, ?, ?, ?, ? FROM d RETURNING number`,
+		numbers, err := s.queryInts(ctx, firstAttemptSQL,
 			newRow.ID, newRow.WorkspaceID, newRow.EndpointID, newRow.EventID, newRow.EventType, newRow.Status,
 			newRow.CreatedAt, a.At, next,
-			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger).Scan(ctx, &numbers)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger)
+		if err != nil {
 			return fmt.Errorf("store: record webhook attempt: %w", err)
 		}
 		if len(numbers) == 0 {
@@ -544,15 +586,10 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		// The common case, one statement: Postgres lets the delivery's
 		// update feed the attempt's insert, which saves a transaction's
 		// four round trips on every delivery.
-		var numbers []int
-		err := s.db.NewRaw(`WITH `+asyncCommitCTE+`, d AS (
-				UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, status = ?, last_attempt_at = ?, next_attempt_at = ?
-				WHERE workspace_id = ? AND id = ? RETURNING id, attempt_count)
-			INSERT INTO webhook_attempts (delivery_id, number, at, duration_ms, status_code, response_headers, response_body, error, error_kind, triggered_by)
-			SELECT d.id, d.attempt_count, ?, ?, ?, ?, ?, ?, ?, ? FROM d, async RETURNING number`,
+		numbers, err := s.queryInts(ctx, nextAttemptSQL,
 			r.Status, a.At, next, r.Workspace, r.DeliveryID,
-			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger).Scan(ctx, &numbers)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger)
+		if err != nil {
 			return fmt.Errorf("store: record webhook attempt: %w", err)
 		}
 		if len(numbers) == 0 {
