@@ -94,9 +94,20 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *apikey.Key, hash string) er
 }
 
 // APIKeyByHash finds a key of any workspace by the SHA-256 of its plaintext.
+// It runs on every key cache miss, so its value is bound (see queryBound).
 func (s *Store) APIKeyByHash(ctx context.Context, hash string) (*apikey.Key, error) {
-	return s.oneAPIKey(ctx, s.IDB(ctx), "key_hash = ?", hash)
+	var rows []apiKeyRow
+	if err := s.queryBound(ctx, &rows, apiKeyByHashSQL, hash); err != nil {
+		return nil, fmt.Errorf("store: get api key: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("store: api key: %w", records.ErrNotFound)
+	}
+	return rows[0].key(), nil
 }
+
+const apiKeyByHashSQL = `SELECT id, workspace_id, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at, last_used_at
+FROM api_keys WHERE key_hash = $1`
 
 // APIKey finds a key by id within a workspace.
 func (s *Store) APIKey(ctx context.Context, workspace, id string) (*apikey.Key, error) {

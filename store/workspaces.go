@@ -42,18 +42,22 @@ func (s *Store) CreateWorkspace(ctx context.Context, w *records.Workspace) error
 	return nil
 }
 
-// GetWorkspace answers the workspace, or records.ErrNotFound.
+// GetWorkspace answers the workspace, or records.ErrNotFound. Rate limits
+// read plans through it every few seconds per workspace, so its value is
+// bound (see queryBound).
 func (s *Store) GetWorkspace(ctx context.Context, id string) (*records.Workspace, error) {
-	var row workspaceRow
-	err := s.IDB(ctx).NewSelect().Model(&row).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: workspace %s: %w", id, records.ErrNotFound)
-	}
-	if err != nil {
+	var rows []workspaceRow
+	if err := s.queryBound(ctx, &rows, getWorkspaceSQL, id); err != nil {
 		return nil, fmt.Errorf("store: get workspace: %w", err)
 	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("store: workspace %s: %w", id, records.ErrNotFound)
+	}
+	row := rows[0]
 	return &records.Workspace{ID: row.ID, Name: row.Name, Plan: row.Plan, CreatedAt: row.CreatedAt.UTC()}, nil
 }
+
+const getWorkspaceSQL = `SELECT id, name, plan, record_count, created_at FROM workspaces WHERE id = $1`
 
 // SetWorkspacePlan moves the workspace to another plan. Records already
 // held stay even when they exceed the new plan's cap; only new ones are
