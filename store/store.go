@@ -116,7 +116,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.sqldb, s.dialect = sqldb, DialectSQLite
 		s.db = bun.NewDB(sqldb, sqlitedialect.New())
 	}
-	if err := s.sqldb.PingContext(ctx); err != nil {
+	if err := s.ping(ctx); err != nil {
 		_ = s.sqldb.Close()
 		return nil, fmt.Errorf("store: connect %s: %w", s.dialect, err)
 	}
@@ -134,6 +134,34 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s.jobs = jobs
 	return s, nil
 }
+
+// ping opens a first connection. On SQLite it tries again while the answer
+// is SQLITE_BUSY, for up to the busy timeout: a connection switching a new
+// database to WAL mode gets that answer at once, without waiting
+// busy_timeout, when another process is opening the same new file (one in
+// about fifteen of three processes starting together did).
+func (s *Store) ping(ctx context.Context) error {
+	if s.dialect != DialectSQLite {
+		return s.sqldb.PingContext(ctx)
+	}
+	deadline := time.Now().Add(s.cfg.sqliteBusyWait)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := s.sqldb.PingContext(ctx)
+		if err == nil || !sqliteBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sqliteBusy answers whether err is SQLite's SQLITE_BUSY, by the message
+// SQLite gives it, which reads the same through either driver sqliteshim
+// may pick.
+func sqliteBusy(err error) bool { return strings.Contains(err.Error(), "database is locked") }
 
 // sqliteDefaultConns lets readers run beside the one writer SQLite allows.
 const sqliteDefaultConns = 4
