@@ -94,16 +94,17 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *apikey.Key, hash string) er
 }
 
 // APIKeyByHash finds a key of any workspace by the SHA-256 of its plaintext.
-// It runs on every key cache miss, so its value is bound (see queryBound).
+// It runs on every key cache miss, so its value is bound (see boundRows).
 func (s *Store) APIKeyByHash(ctx context.Context, hash string) (*apikey.Key, error) {
-	var rows []apiKeyRow
-	if err := s.queryBound(ctx, &rows, apiKeyByHashSQL, hash); err != nil {
-		return nil, fmt.Errorf("store: get api key: %w", err)
-	}
-	if len(rows) == 0 {
+	var row apiKeyRow
+	err := s.queryOne(ctx, &row, apiKeyByHashSQL, hash)
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: api key: %w", records.ErrNotFound)
 	}
-	return rows[0].key(), nil
+	if err != nil {
+		return nil, fmt.Errorf("store: get api key: %w", err)
+	}
+	return row.key(), nil
 }
 
 const apiKeyByHashSQL = `SELECT id, workspace_id, name, prefix, key_hash, scopes, created_at, expires_at, revoked_at, last_used_at

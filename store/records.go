@@ -499,7 +499,7 @@ func (s *Store) getRecord(ctx context.Context, workspace, object, column, value,
 	}
 	var row recordRow
 	if s.dialect != DialectPostgres {
-		return scanRecord(&row, s.getSQLiteRecord(ctx, &row, q, workspace, object, value), object, what)
+		return scanRecord(&row, s.queryOne(ctx, &row, q, workspace, object, value), object, what)
 	}
 	var sqlRow *sql.Row
 	if t := s.txFrom(ctx); t != nil {
@@ -513,34 +513,6 @@ func (s *Store) getRecord(ctx context.Context, workspace, object, column, value,
 		row.ExternalID = &ext.String
 	}
 	return scanRecord(&row, err, object, what)
-}
-
-// getSQLiteRecord runs q, prepared once, into row, through bun's scanner,
-// which reads the timestamps SQLite keeps as text. It answers sql.ErrNoRows
-// when nothing matches.
-func (s *Store) getSQLiteRecord(ctx context.Context, row *recordRow, q string, args ...any) error {
-	stmt, err := s.prepared(ctx, q)
-	if err != nil {
-		return err
-	}
-	if t := s.txFrom(ctx); t != nil {
-		stmt = t.tx.Tx.StmtContext(ctx, stmt)
-	}
-	rows, err := stmt.QueryContext(ctx, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return sql.ErrNoRows
-	}
-	if err := s.db.ScanRow(ctx, rows, row); err != nil {
-		return err
-	}
-	return rows.Close()
 }
 
 func scanRecord(row *recordRow, err error, object, what string) (*records.Record, error) {

@@ -244,29 +244,56 @@ func (s *Store) Close() error {
 	return errors.Join(append(errs, s.sqldb.Close())...)
 }
 
-// queryBound runs q, whose values are bound ($1, $2, … each once, in order:
+// boundRows runs q, whose values are bound ($1, $2, … each once, in order:
 // SQLite reads them as parameters so named, numbered as they appear), on
-// the transaction in ctx or the pool, and scans its rows into dest, a slice
-// of bun models. A query bun builds has its values formatted into its text,
-// so on Postgres each new text costs pgx a round trip to prepare it and a
-// place in its statement cache; a bound text is prepared once per
-// connection. On SQLite the statement is prepared once (see prepared).
-func (s *Store) queryBound(ctx context.Context, dest any, q string, args ...any) error {
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	switch t := s.txFrom(ctx); {
-	case t != nil:
-		rows, err = t.tx.Tx.QueryContext(ctx, q, args...)
-	case s.dialect == DialectSQLite:
-		var stmt *sql.Stmt
-		if stmt, err = s.prepared(ctx, q); err == nil {
-			rows, err = stmt.QueryContext(ctx, args...)
+// the transaction in ctx or the pool. A query bun builds has its values
+// formatted into its text, so on Postgres each new text costs pgx a round
+// trip to prepare it and a place in its statement cache; a bound text is
+// prepared once per connection. SQLite has no such cache, so there the
+// statement is prepared once (see prepared), and reused in a transaction.
+func (s *Store) boundRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	t := s.txFrom(ctx)
+	if s.dialect != DialectSQLite {
+		if t != nil {
+			return t.tx.Tx.QueryContext(ctx, q, args...)
 		}
-	default:
-		rows, err = s.sqldb.QueryContext(ctx, q, args...)
+		return s.sqldb.QueryContext(ctx, q, args...)
 	}
+	stmt, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if t != nil {
+		stmt = t.tx.Tx.StmtContext(ctx, stmt)
+	}
+	return stmt.QueryContext(ctx, args...)
+}
+
+// queryOne runs q (see boundRows) and scans its first row into dest, a bun
+// model, through bun's scanner, which also reads the timestamps SQLite
+// keeps as text. It answers sql.ErrNoRows when there is no row.
+func (s *Store) queryOne(ctx context.Context, dest any, q string, args ...any) error {
+	rows, err := s.boundRows(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := s.db.ScanRow(ctx, rows, dest); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// queryAll runs q (see boundRows) and scans its rows into dest, a slice of
+// bun models.
+func (s *Store) queryAll(ctx context.Context, dest any, q string, args ...any) error {
+	rows, err := s.boundRows(ctx, q, args...)
 	if err != nil {
 		return err
 	}

@@ -216,7 +216,7 @@ type fanoutRow struct {
 
 // fanoutTargetsSQL reads an event with the enabled endpoints of its
 // workspace. The hot reads of webhook delivery bind their values (see
-// queryBound).
+// boundRows).
 const fanoutTargetsSQL = `SELECT ev.object AS ev_object, ev.record_id AS ev_record_id, ev.payload AS ev_payload,
 	e.id, e.workspace_id, e.url, e.events, e.objects, e.condition, e.description, e.enabled, e.secret,
 	e.previous_secret, e.previous_secret_expires_at, e.created_at, e.updated_at, e.disabled_at,
@@ -230,7 +230,7 @@ ORDER BY e.id`
 // workspace, in one query.
 func (s *Store) FanoutTargets(ctx context.Context, workspace, eventID string) (*records.Event, []*outbound.Endpoint, error) {
 	var rows []fanoutRow
-	err := s.queryBound(ctx, &rows, fanoutTargetsSQL, workspace, eventID)
+	err := s.queryAll(ctx, &rows, fanoutTargetsSQL, workspace, eventID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, fmt.Errorf("store: fan-out targets: %w", err)
 	}
@@ -471,15 +471,14 @@ WHERE d.id = $1`
 // DeliveryTarget answers a delivery with its endpoint and event, in one
 // query.
 func (s *Store) DeliveryTarget(ctx context.Context, id string) (*outbound.Delivery, *outbound.Endpoint, *records.Event, error) {
-	var rows []targetRow
-	err := s.queryBound(ctx, &rows, deliveryTargetSQL, id)
+	var row targetRow
+	err := s.queryOne(ctx, &row, deliveryTargetSQL, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil, deliveryNotFound(id)
+	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("store: get webhook delivery target: %w", err)
 	}
-	if len(rows) == 0 {
-		return nil, nil, nil, deliveryNotFound(id)
-	}
-	row := &rows[0]
 	er := endpointRow{
 		ID: row.EndpointID, WorkspaceID: row.WorkspaceID, URL: row.EndpointURL, Events: row.EndpointEvents,
 		Objects: row.EndpointObjects, Condition: row.EndpointCondition, Description: row.EndpointDescription,
@@ -501,7 +500,7 @@ func (s *Store) DeliveryTarget(ctx context.Context, id string) (*outbound.Delive
 }
 
 // The one-statement attempt writes of Postgres, with bound values (see
-// queryBound): a first attempt made by fan-out, which inserts the delivery
+// boundRows): a first attempt made by fan-out, which inserts the delivery
 // and its attempt, and a later attempt, which updates the delivery and
 // inserts the attempt. The casts type the values the SELECT lists carry.
 const (

@@ -44,16 +44,16 @@ func (s *Store) CreateWorkspace(ctx context.Context, w *records.Workspace) error
 
 // GetWorkspace answers the workspace, or records.ErrNotFound. Rate limits
 // read plans through it every few seconds per workspace, so its value is
-// bound (see queryBound).
+// bound (see boundRows).
 func (s *Store) GetWorkspace(ctx context.Context, id string) (*records.Workspace, error) {
-	var rows []workspaceRow
-	if err := s.queryBound(ctx, &rows, getWorkspaceSQL, id); err != nil {
-		return nil, fmt.Errorf("store: get workspace: %w", err)
-	}
-	if len(rows) == 0 {
+	var row workspaceRow
+	err := s.queryOne(ctx, &row, getWorkspaceSQL, id)
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: workspace %s: %w", id, records.ErrNotFound)
 	}
-	row := rows[0]
+	if err != nil {
+		return nil, fmt.Errorf("store: get workspace: %w", err)
+	}
 	return &records.Workspace{ID: row.ID, Name: row.Name, Plan: row.Plan, CreatedAt: row.CreatedAt.UTC()}, nil
 }
 
