@@ -586,17 +586,24 @@ func (s *Store) ListRecords(ctx context.Context, q records.ListQuery) ([]*record
 	return out, nil
 }
 
-// ListEvents answers the workspace's events after the id after, in id order.
-func (s *Store) ListEvents(ctx context.Context, workspace, after string, limit int) ([]*records.Event, error) {
+// pageAfter narrows sel, over a table of workspace rows keyed by id, to one
+// page of the workspace's rows: those after the id after ("" for the
+// start), in id order, at most limit (DefaultListLimit when 0).
+func pageAfter(sel *bun.SelectQuery, workspace, after string, limit int) *bun.SelectQuery {
 	if limit <= 0 {
 		limit = DefaultListLimit
 	}
-	var rows []eventRow
-	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", workspace)
+	sel = sel.Where("workspace_id = ?", workspace)
 	if after != "" {
 		sel = sel.Where("id > ?", after)
 	}
-	if err := sel.Order("id").Limit(int64(limit)).Scan(ctx); err != nil {
+	return sel.Order("id").Limit(int64(limit))
+}
+
+// ListEvents answers the workspace's events after the id after, in id order.
+func (s *Store) ListEvents(ctx context.Context, workspace, after string, limit int) ([]*records.Event, error) {
+	var rows []eventRow
+	if err := pageAfter(s.IDB(ctx).NewSelect().Model(&rows), workspace, after, limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list events: %w", err)
 	}
 	out := make([]*records.Event, len(rows))
@@ -633,18 +640,12 @@ func (s *Store) GetEvent(ctx context.Context, workspace, id string) (*records.Ev
 // record when recordID is not "", after the id after, at most limit
 // (DefaultListLimit when 0).
 func (s *Store) ListAudit(ctx context.Context, workspace, recordID, after string, limit int) ([]*records.AuditEntry, error) {
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
 	var rows []auditRow
-	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", workspace)
+	sel := s.IDB(ctx).NewSelect().Model(&rows)
 	if recordID != "" {
 		sel = sel.Where("record_id = ?", recordID)
 	}
-	if after != "" {
-		sel = sel.Where("id > ?", after)
-	}
-	if err := sel.Order("id").Limit(int64(limit)).Scan(ctx); err != nil {
+	if err := pageAfter(sel, workspace, after, limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list audit: %w", err)
 	}
 	out := make([]*records.AuditEntry, len(rows))

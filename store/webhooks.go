@@ -176,15 +176,8 @@ func (s *Store) GetEndpoint(ctx context.Context, workspace, id string) (*outboun
 // ListEndpoints answers the workspace's endpoints in id order after the id
 // after, at most limit (DefaultListLimit when 0).
 func (s *Store) ListEndpoints(ctx context.Context, workspace, after string, limit int) ([]*outbound.Endpoint, error) {
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
 	var rows []endpointRow
-	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", workspace)
-	if after != "" {
-		sel = sel.Where("id > ?", after)
-	}
-	if err := sel.Order("id").Limit(int64(limit)).Scan(ctx); err != nil {
+	if err := pageAfter(s.IDB(ctx).NewSelect().Model(&rows), workspace, after, limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list webhook endpoints: %w", err)
 	}
 	return endpoints(rows)
