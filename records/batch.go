@@ -689,10 +689,7 @@ func (p *Pipeline) recheck(s *schema, proposed, after Fields) []FieldError {
 			errs = append(errs, FieldError{Field: k, Code: "unknown_field", Message: "was set by a rule but is not a field of " + s.obj.Name})
 			continue
 		}
-		nv, fe := f.normalise(v)
-		if fe == nil && nv != nil {
-			fe = f.check(p.v, nv)
-		}
+		nv, fe := f.value(p.v, v)
 		switch {
 		case fe != nil:
 			fe.Message = "set by a rule: " + fe.Message

@@ -374,6 +374,15 @@ func (r *fieldRule) normalise(v any) (any, *FieldError) {
 	return nil, r.fail("invalid_type", "has an unknown type")
 }
 
+// value normalises v and runs the field's validator tag on what is left.
+func (r *fieldRule) value(vv *validator.Validate, v any) (any, *FieldError) {
+	nv, fe := r.normalise(v)
+	if fe == nil && nv != nil {
+		fe = r.check(vv, nv)
+	}
+	return nv, fe
+}
+
 // check runs the field's validator tag on a normalised, non-nil value.
 func (r *fieldRule) check(v *validator.Validate, val any) *FieldError {
 	if r.tag == "" {

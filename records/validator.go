@@ -102,10 +102,7 @@ func (vd *Validator) normaliseInput(s *schema, in Fields, ext string, current Fi
 			errs = append(errs, FieldError{Field: name, Code: "unknown_field", Message: "is not a field of " + s.obj.Name})
 			return
 		}
-		nv, fe := r.normalise(v)
-		if fe == nil && nv != nil {
-			fe = r.check(vd.v, nv)
-		}
+		nv, fe := r.value(vd.v, v)
 		if fe != nil {
 			errs = append(errs, *fe)
 			return
