@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartlite/crmkit/internal/testlog"
 	"github.com/smartlite/crmkit/webhook"
 )
 
@@ -25,24 +25,6 @@ const (
 
 var delivery = []byte(`{"id":"evt_01","type":"record.updated","created_at":"2024-01-01T00:00:00Z","workspace_id":"ws_1",
 "data":{"object":"opportunity","record":{"id":"rec_1","version":3,"fields":{"stage":"Closed Won"}},"source":"api","actor":{"kind":"api_key","id":"key_1"}}}`)
-
-// lockedBuffer lets the test read what the server goroutines write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func post(tb testing.TB, url string, secrets []string, signedAt time.Time, body []byte) int {
 	tb.Helper()
@@ -64,7 +46,7 @@ func post(tb testing.TB, url string, secrets []string, signedAt time.Time, body 
 
 func TestHandler(t *testing.T) {
 	now := time.Unix(1700000000, 0)
-	var out lockedBuffer
+	var out testlog.Buffer
 	srv := httptest.NewServer(newHandler(webhook.Verifier{
 		Secrets: []string{testSecret},
 		Clock:   func() time.Time { return now },
@@ -125,7 +107,7 @@ func TestRun(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
-			var stdout, stderr lockedBuffer
+			var stdout, stderr testlog.Buffer
 			addrc := make(chan net.Addr, 1)
 			done := make(chan error, 1)
 			getenv := func(k string) string {
@@ -160,7 +142,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunWithoutSecret(t *testing.T) {
-	var stderr lockedBuffer
+	var stderr testlog.Buffer
 	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, &stderr, &stderr, nil)
 	require.ErrorContains(t, err, "no secret")
 

@@ -1,7 +1,6 @@
 package outbound_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/internal/testlog"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/store"
 	"github.com/smartlite/crmkit/webhook/outbound"
@@ -37,24 +37,6 @@ type testClock struct{ offset atomic.Int64 }
 func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t      *testing.T
 	st     *store.Store
@@ -62,7 +44,7 @@ type harness struct {
 	client *river.Client[*sql.Tx]
 	ws     string
 	clock  *testClock
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 }
 
 // quickSchedule retries fast enough for tests and still exercises retries.
@@ -88,7 +70,7 @@ func newHarness(t *testing.T, dsn string, cfg outbound.Config) *harness {
 // a second, independent replica on the same database.
 func (h *harness) start(cfg outbound.Config) {
 	t := h.t
-	h.clock, h.logs = &testClock{}, &syncBuffer{}
+	h.clock, h.logs = &testClock{}, &testlog.Buffer{}
 	cfg.Store, cfg.Clock = h.st, h.clock.Now
 	cfg.Logger = slog.New(slog.NewJSONHandler(h.logs, nil))
 	if cfg.Schedule == nil {
