@@ -177,11 +177,11 @@ func validPlanName(s string) bool {
 
 // plan answers the plan's store, creating it on first use.
 func (l *Limiter) plan(name string) (*plan, error) {
-	if p := (*l.plans.Load())[name]; p != nil {
-		return p, nil
-	}
 	if _, ok := l.cfg.Limits[name]; !ok {
 		name = l.cfg.DefaultPlan
+	}
+	if p := (*l.plans.Load())[name]; p != nil {
+		return p, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
