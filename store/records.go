@@ -480,9 +480,8 @@ func (s *Store) GetRecordByExternalID(ctx context.Context, workspace, object, ex
 // has not seen costs a round trip to prepare it, and takes a place in the
 // connection's statement cache); on SQLite, which has no such cache,
 // preparing (parsing and planning) took about a third of a read, so the
-// statements are prepared once through database/sql and kept. SQLite reads
-// $1, $2 and $3 as parameters of those names, numbered in the order they
-// first appear, which is their order here.
+// statements are prepared once through database/sql and kept (see
+// boundRows).
 const (
 	getRecordSQL = `SELECT id, workspace_id, object, external_id, version, fields, created_at, updated_at
 	FROM records WHERE workspace_id = $1 AND object = $2 AND id = $3`
@@ -498,21 +497,7 @@ func (s *Store) getRecord(ctx context.Context, workspace, object, column, value,
 		q = getRecordByExternalIDSQL
 	}
 	var row recordRow
-	if s.dialect != DialectPostgres {
-		return scanRecord(&row, s.queryOne(ctx, &row, q, workspace, object, value), object, what)
-	}
-	var sqlRow *sql.Row
-	if t := s.txFrom(ctx); t != nil {
-		sqlRow = t.tx.Tx.QueryRowContext(ctx, q, workspace, object, value)
-	} else {
-		sqlRow = s.sqldb.QueryRowContext(ctx, q, workspace, object, value)
-	}
-	var ext sql.NullString
-	err := sqlRow.Scan(&row.ID, &row.WorkspaceID, &row.Object, &ext, &row.Version, &row.Fields, &row.CreatedAt, &row.UpdatedAt)
-	if ext.Valid {
-		row.ExternalID = &ext.String
-	}
-	return scanRecord(&row, err, object, what)
+	return scanRecord(&row, s.queryOne(ctx, &row, q, workspace, object, value), object, what)
 }
 
 func scanRecord(row *recordRow, err error, object, what string) (*records.Record, error) {
