@@ -510,25 +510,6 @@ const (
 	SELECT d.id, d.attempt_count, $6::timestamptz, $7::bigint, $8::integer, $9::jsonb, $10::text, $11::text, $12::text, $13::text FROM d, async RETURNING number`
 )
 
-// queryInts runs q with bound values on the pool and answers the integer
-// each row holds.
-func (s *Store) queryInts(ctx context.Context, q string, args ...any) ([]int, error) {
-	rows, err := s.sqldb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []int
-	for rows.Next() {
-		var n int
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
-}
-
 // RecordAttempt logs the attempt under the delivery's next number and
 // applies its effects on the delivery and the endpoint, in one transaction.
 func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) error {
@@ -561,33 +542,31 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 	if s.dialect == DialectPostgres && onlyAttempt && newRow != nil {
 		// A first attempt made by fan-out, in one statement: the delivery
 		// and its attempt are written together.
-		numbers, err := s.queryInts(ctx, firstAttemptSQL,
+		err := s.sqldb.QueryRowContext(ctx, firstAttemptSQL,
 			newRow.ID, newRow.WorkspaceID, newRow.EndpointID, newRow.EventID, newRow.EventType, newRow.Status,
 			newRow.CreatedAt, a.At, next,
-			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger)
+			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger).Scan(&a.Number)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: webhook delivery of event %s to %s: %w", newRow.EventID, newRow.EndpointID, records.ErrDuplicate)
+		}
 		if err != nil {
 			return fmt.Errorf("store: record webhook attempt: %w", err)
 		}
-		if len(numbers) == 0 {
-			return fmt.Errorf("store: webhook delivery of event %s to %s: %w", newRow.EventID, newRow.EndpointID, records.ErrDuplicate)
-		}
-		a.Number = numbers[0]
 		return nil
 	}
 	if s.dialect == DialectPostgres && onlyAttempt {
 		// The common case, one statement: Postgres lets the delivery's
 		// update feed the attempt's insert, which saves a transaction's
 		// four round trips on every delivery.
-		numbers, err := s.queryInts(ctx, nextAttemptSQL,
+		err := s.sqldb.QueryRowContext(ctx, nextAttemptSQL,
 			r.Status, a.At, next, r.Workspace, r.DeliveryID,
-			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger)
+			a.At, a.DurationMS, a.StatusCode, row.ResponseHeaders, a.Body, a.Error, a.ErrorKind, a.Trigger).Scan(&a.Number)
+		if errors.Is(err, sql.ErrNoRows) {
+			return deliveryNotFound(r.DeliveryID)
+		}
 		if err != nil {
 			return fmt.Errorf("store: record webhook attempt: %w", err)
 		}
-		if len(numbers) == 0 {
-			return deliveryNotFound(r.DeliveryID)
-		}
-		a.Number = numbers[0]
 		return nil
 	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
