@@ -339,19 +339,16 @@ func (s *Service) finish(ctx context.Context, d *Delivery, e *Endpoint, ev *reco
 	if isNew {
 		rec.New = d
 	}
-	var (
-		retry         time.Duration
-		disableReason string
-	)
+	var retry time.Duration
 	switch {
 	case a.Error == "":
 		rec.Status = StatusSucceeded
 	case a.StatusCode == 410:
 		rec.Status = StatusFailed
-		disableReason = "the endpoint answered 410 Gone"
+		rec.DisableReason = "the endpoint answered 410 Gone"
 	case e.FailingSince != nil && a.At.Sub(*e.FailingSince) >= s.disableAfter:
 		rec.Status = StatusFailed
-		disableReason = fmt.Sprintf("failing without a success since %s", e.FailingSince.UTC().Format(time.RFC3339))
+		rec.DisableReason = fmt.Sprintf("failing without a success since %s", e.FailingSince.UTC().Format(time.RFC3339))
 	case attempt >= maxAttempts:
 		rec.Status = StatusFailed
 	default:
@@ -371,16 +368,15 @@ func (s *Service) finish(ctx context.Context, d *Delivery, e *Endpoint, ev *reco
 			retry = 0
 		}
 	}
-	rec.DisableReason = disableReason
 	if err := s.store.RecordAttempt(ctx, rec); err != nil {
 		return 0, err
 	}
-	if disableReason != "" {
+	if rec.DisableReason != "" {
 		// The event type is what log pipelines alert on.
 		s.log.LogAttrs(ctx, slog.LevelWarn, "webhook endpoint disabled",
 			slog.String("event", "webhook.endpoint_disabled"),
 			slog.String("workspace_id", e.Workspace), slog.String("endpoint_id", e.ID),
-			slog.String("reason", disableReason))
+			slog.String("reason", rec.DisableReason))
 	}
 	return retry, nil
 }
