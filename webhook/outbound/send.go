@@ -38,7 +38,7 @@ const maxDrain = 64 << 10
 // environment are ignored (they would dial on our behalf, unchecked), and
 // idle connections are kept per host so a busy endpoint costs no handshakes.
 func newTransport(p AddressPolicy) *http.Transport {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: p.dialControl}
+	dialer := p.Dialer()
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
