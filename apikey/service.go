@@ -223,27 +223,18 @@ func (s *Service) Get(ctx context.Context, workspace, id string) (Key, error) {
 	return *k, nil
 }
 
-// List returns a page of a workspace's keys, oldest first. limit defaults to
-// 50 and is capped at 200; next is the cursor for the following page, empty
-// at the end.
-func (s *Service) List(ctx context.Context, workspace, cursor string, limit int) (keys []Key, next string, err error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, 200)
-	ks, err := s.store.APIKeys(ctx, workspace, cursor, limit+1)
+// List answers up to limit of a workspace's keys with an id after the
+// given one ("" for the first), oldest first.
+func (s *Service) List(ctx context.Context, workspace, after string, limit int) ([]Key, error) {
+	ks, err := s.store.APIKeys(ctx, workspace, after, limit)
 	if err != nil {
-		return nil, "", fmt.Errorf("apikey: list: %w", err)
+		return nil, fmt.Errorf("apikey: list: %w", err)
 	}
-	if len(ks) > limit {
-		ks = ks[:limit]
-		next = ks[limit-1].ID
-	}
-	keys = make([]Key, len(ks))
+	keys := make([]Key, len(ks))
 	for i, k := range ks {
 		keys[i] = *k
 	}
-	return keys, next, nil
+	return keys, nil
 }
 
 // Revoke ends a key now. It takes effect at once on this replica and within

@@ -7,8 +7,12 @@ import (
 	"github.com/smartlite/crmkit/records"
 )
 
-func init() {
-	addSchemas(map[string]any{
+func (s *Service) auditFeature() feature {
+	return feature{name: "audit", routes: s.auditRoutes(), schemas: auditSchemas()}
+}
+
+func auditSchemas() map[string]any {
+	return map[string]any{
 		"Change": obj("A field's value before and after a write.", []string{"from", "to"}, map[string]any{
 			"from": map[string]any{}, "to": map[string]any{},
 		}),
@@ -27,7 +31,7 @@ func init() {
 			"created_at": dateTime(""),
 		}),
 		"AuditList": list("AuditEntry"),
-	})
+	}
 }
 
 func (s *Service) auditRoutes() []route {
@@ -40,28 +44,8 @@ func (s *Service) auditRoutes() []route {
 	}
 }
 
-type auditList struct {
-	Data       []*records.AuditEntry `json:"data"`
-	NextCursor *string               `json:"next_cursor"`
-}
-
 func (s *Service) listAudit(w http.ResponseWriter, r *http.Request) error {
-	limit, cursor, err := pageParams(r)
-	if err != nil {
-		return err
-	}
-	entries, err := s.store.ListAudit(r.Context(), workspaceOf(r), r.URL.Query().Get("record_id"), cursor, limit+1)
-	if err != nil {
-		return err
-	}
-	page := auditList{Data: entries}
-	if len(entries) > limit {
-		page.Data = entries[:limit]
-		next := page.Data[limit-1].ID
-		page.NextCursor = &next
-	}
-	if page.Data == nil {
-		page.Data = []*records.AuditEntry{}
-	}
-	return writeJSON(w, http.StatusOK, page)
+	return listRoute(func(r *http.Request, cursor string, limit int) ([]*records.AuditEntry, error) {
+		return s.store.ListAudit(r.Context(), workspaceOf(r), r.URL.Query().Get("record_id"), cursor, limit)
+	}, func(e *records.AuditEntry) string { return e.ID })(w, r)
 }

@@ -33,7 +33,8 @@ func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 // cannot reach. The difference is what the middleware costs per request.
 func BenchmarkRecordGet(b *testing.B) {
 	st := newEnv(b, testdb.SQLiteDSN(b), Config{
-		RateLimits:  map[string]uint64{"starter": 60, "enterprise": 1 << 50},
+		Plans: []records.Plan{{Name: records.PlanStarter, MaxRecords: 10_000, RequestsPerMinute: 60},
+			{Name: records.PlanEnterprise, RequestsPerMinute: 1 << 50}},
 		KeyCacheTTL: time.Hour,
 	})
 	key := st.key(b, st.ws, apikey.ScopeRead)
@@ -44,7 +45,7 @@ func BenchmarkRecordGet(b *testing.B) {
 	require.NoError(b, err)
 
 	var get route
-	for _, rt := range st.svc.table {
+	for _, rt := range routeTable(st.svc.features) {
 		if rt.id == "getRecord" {
 			get = rt
 		}

@@ -3,15 +3,11 @@ package integration
 import (
 	"context"
 	"database/sql"
-	"net/http"
-	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/records"
-	"github.com/smartlite/crmkit/store"
-	"github.com/smartlite/crmkit/webhook"
 	"github.com/smartlite/crmkit/webhook/outbound"
 )
 
@@ -42,14 +38,23 @@ type RecordPipeline interface {
 	// List answers one page of records and the cursor of the next page (""
 	// at the end), which goes back in ListQuery.After.
 	List(ctx context.Context, q records.ListQuery) (recs []*records.Record, next string, err error)
+	// Batch runs many writes, each with exactly the semantics it has alone
+	// (validation, rules, plan limit, audit entry, event), and answers one
+	// result per item, in order. In partial mode a failing item does not
+	// fail the others; with AllOrNone nothing is written if any item fails,
+	// and the items that did not fail answer records.ErrBatchAborted; with
+	// DryRun everything runs and nothing is kept, so the results are those
+	// a real run would give. Bulk jobs, imports, inbound webhooks and
+	// connectors all write through it. The error is for the batch as a
+	// whole (a database outage); per-item failures are in the results.
+	Batch(ctx context.Context, items []records.BatchItem, opts records.BatchOptions) ([]records.BatchResult, error)
 }
 
 var _ RecordPipeline = (*records.Pipeline)(nil)
 
 // Store is the persistence crmkit needs: the records store the default
 // pipeline writes through, API keys, webhook endpoints and their delivery
-// log, workspaces and plans, the audit log,
-// the job queue on the same database, and event publication inside a
+// log, workspaces and plans, the audit log, and event publication inside a
 // caller's transaction. *store.Store implements it on Postgres and SQLite.
 type Store interface {
 	records.Store
@@ -62,10 +67,6 @@ type Store interface {
 	// ListAudit answers the workspace's audit entries in id order: those of
 	// one record when recordID is not "", after the id after, at most limit.
 	ListAudit(ctx context.Context, workspace, recordID, after string, limit int) ([]*records.AuditEntry, error)
-	// NewJobClient creates the River client that works background jobs on
-	// the store's database, and through which the store enqueues the jobs
-	// of committed events.
-	NewJobClient(cfg *river.Config) (*river.Client[*sql.Tx], error)
 	// PublishTx stores events and enqueues their fan-out jobs inside tx, a
 	// transaction of the store's own database, so they exist if and only if
 	// tx commits.
@@ -74,19 +75,17 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
-var _ Store = (*store.Store)(nil)
-
-// Signer turns a delivery into its signature headers: for each secret (the
-// current one, then a rotated-out one during its grace period), a signature
-// over the event id, the time and the exact body bytes. The default,
-// webhook.HMACSigner, writes X-SmartLite-Signature and the Standard Webhooks
-// headers, in the format package webhook documents. An error means a secret
-// is unusable; it never contains a secret.
-type Signer interface {
-	Sign(secrets []string, id string, t time.Time, body []byte) (http.Header, error)
+// JobQueue makes the River client that works background jobs on the
+// store's database, and through which the store enqueues the jobs of
+// committed events (so they exist if and only if the write commits).
+// *store.Store implements it.
+type JobQueue interface {
+	NewJobClient(cfg *river.Config) (*river.Client[*sql.Tx], error)
 }
 
-var _ Signer = webhook.HMACSigner{}
+// Signer turns a delivery into its signature headers; outbound delivery
+// consumes it, and webhook.HMACSigner is the default.
+type Signer = outbound.Signer
 
 // Poller fetches external records for a pull connector, one page per call.
 //

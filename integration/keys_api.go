@@ -9,8 +9,12 @@ import (
 	"github.com/smartlite/crmkit/records"
 )
 
-func init() {
-	addSchemas(map[string]any{
+func (s *Service) keysFeature() feature {
+	return feature{name: "keys", routes: s.keyRoutes(), schemas: keySchemas()}
+}
+
+func keySchemas() map[string]any {
+	return map[string]any{
 		"Scope": str("A key scope; ADMIN implies every other.", "enum", scopeNames()),
 		"Key": obj("An API key's metadata; the plaintext is never shown again after creation.",
 			[]string{"id", "name", "prefix", "scopes", "created_at"}, map[string]any{
@@ -36,7 +40,7 @@ func init() {
 				"description": "Seconds the old key stays valid; 0 revokes it at once."},
 		}),
 		"KeyList": list("Key"),
-	})
+	}
 }
 
 func (s *Service) keyRoutes() []route {
@@ -69,11 +73,6 @@ type keyCreated struct {
 	Plaintext string `json:"key"`
 }
 
-type keyList struct {
-	Data       []apikey.Key `json:"data"`
-	NextCursor *string      `json:"next_cursor"`
-}
-
 func (s *Service) createKey(w http.ResponseWriter, r *http.Request) error {
 	var in keyInput
 	if err := s.decode(w, r, &in); err != nil {
@@ -99,22 +98,9 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) listKeys(w http.ResponseWriter, r *http.Request) error {
-	limit, cursor, err := pageParams(r)
-	if err != nil {
-		return err
-	}
-	keys, next, err := s.keys.List(r.Context(), workspaceOf(r), cursor, limit)
-	if err != nil {
-		return err
-	}
-	page := keyList{Data: keys}
-	if page.Data == nil {
-		page.Data = []apikey.Key{}
-	}
-	if next != "" {
-		page.NextCursor = &next
-	}
-	return writeJSON(w, http.StatusOK, page)
+	return listRoute(func(r *http.Request, cursor string, limit int) ([]apikey.Key, error) {
+		return s.keys.List(r.Context(), workspaceOf(r), cursor, limit)
+	}, func(k apikey.Key) string { return k.ID })(w, r)
 }
 
 func (s *Service) getKey(w http.ResponseWriter, r *http.Request) error {
@@ -158,18 +144,4 @@ func (s *Service) rotateKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/api/v1/keys/"+k.ID)
 	return writeJSON(w, http.StatusCreated, keyCreated{Key: k, Plaintext: plain})
-}
-
-// pageParams reads ?limit= and ?cursor= of the non-record lists.
-func pageParams(r *http.Request) (limit int, cursor string, err error) {
-	limit = defaultLimit
-	q := r.URL.Query()
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return 0, "", errBadRequest("invalid_parameter", "limit must be a whole number from 1 to 200")
-		}
-		limit = min(n, maxLimit)
-	}
-	return limit, q.Get("cursor"), nil
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/ratelimit"
+	"github.com/smartlite/crmkit/records"
 )
 
 // RateLimitStoreFactory makes the limiter.Store that counts one plan's
@@ -18,12 +20,12 @@ import (
 type RateLimitStoreFactory = func(tokens uint64, interval time.Duration) (limiter.Store, error)
 
 // newLimiter builds the per-plan rate limiter. The plan of a request is its
-// key's workspace's plan, read through the plan cache, so a plan change
-// applies within Config.PlanCacheTTL and without a restart.
-func (s *Service) newLimiter(cfg Config) (*ratelimit.Limiter, error) {
+// key's workspace's plan, read through the Plans the pipeline's record cap
+// reads too, so a plan change applies to both at once.
+func (s *Service) newLimiter() (*ratelimit.Limiter, error) {
 	return ratelimit.New(ratelimit.Config{
-		Limits:   cfg.RateLimits,
-		NewStore: cfg.RateLimitStore,
+		Limits:   ratelimit.LimitsOf(s.plans.Catalog()),
+		NewStore: s.cfg.RateLimitStore,
 		Clock:    s.clock,
 		Logger:   s.log,
 		Key: func(r *http.Request) (string, string, bool) {
@@ -31,16 +33,17 @@ func (s *Service) newLimiter(cfg Config) (*ratelimit.Limiter, error) {
 			if !ok {
 				return "", "", false
 			}
-			plan, err := s.plans.plan(r.Context(), p.Workspace)
-			if err != nil {
+			plan, err := s.plans.Of(r.Context(), p.Workspace)
+			if err != nil && !errors.Is(err, records.ErrUnknownPlan) {
 				// The key was just verified, so its workspace exists; a failed
 				// read is an outage, and the default (smallest) plan's limit
 				// is the safe one to apply meanwhile.
 				s.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limit: reading the workspace's plan failed",
 					slog.String("workspace", p.Workspace), slog.String("error", err.Error()))
-				plan = ""
 			}
-			return p.KeyID, plan, true
+			// A plan without a limit of its own (or an unreadable one) falls
+			// to the limiter's default plan.
+			return p.KeyID, plan.Name, true
 		},
 	})
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -10,49 +11,49 @@ import (
 	"github.com/smartlite/crmkit/apikey"
 )
 
-// schemas are the OpenAPI component schemas routes refer to by name. A
-// feature file adds its own from an init function with addSchemas.
-var schemas = map[string]any{
-	"Fields": obj("The record's field values, by field name, as the object's schema types them.", nil, nil,
-		"additionalProperties", true),
-	"Record": obj("A CRM record.", []string{"id", "object", "version", "created_at", "updated_at", "fields"}, map[string]any{
-		"id":         str("Prefixed, time-sortable id.", "example", "rec_01hzy3v6b5q6c8n9d0e1f2g3h4"),
-		"object":     str("The object the record belongs to.", "example", "opportunity"),
-		"version":    integer("Grows by one on every write; send it back in If-Match."),
-		"created_at": dateTime(""),
-		"updated_at": dateTime(""),
-		"fields":     ref("Fields"),
-	}),
-	"RecordInput": obj("The body of create, update and upsert; an update carries only the fields to change.",
-		[]string{"fields"}, map[string]any{"fields": ref("Fields")}),
-	"RecordList": list("Record"),
-	"FieldError": obj("One field that failed validation.", []string{"field", "code", "message"}, map[string]any{
-		"field":   str("The field's name."),
-		"code":    str("Machine code, e.g. required, invalid_type, one_of, unknown_field."),
-		"message": str("Readable explanation."),
-	}),
-	"Problem": obj("An RFC 9457 problem document.", []string{"type", "title", "status", "code"}, map[string]any{
-		"type":   str("URI of the problem type.", "format", "uri"),
-		"title":  str(""),
-		"status": integer(""),
-		"detail": str(""),
-		"code": str("Stable machine code: invalid_json, invalid_parameter, body_too_large, not_found, " +
-			"version_conflict, duplicate, validation_failed, plan_limit_exceeded, unauthorized, " +
-			"missing_scope, rate_limited, method_not_allowed, internal."),
-		"scope":  str("The scope a 403 missing_scope needed."),
-		"errors": map[string]any{"type": "array", "items": ref("FieldError")},
-	}),
-	"Health": obj("Health of the service.", []string{"status"}, map[string]any{
-		"status": str("ok, or unavailable when the database does not answer.", "enum", []string{"ok", "unavailable"}),
-	}),
-	"OpenAPIDocument": obj("An OpenAPI 3.1 document.", nil, nil, "additionalProperties", true),
-	"AuditList":       list("AuditEntry"),
+// recordSchemas are the OpenAPI component schemas of the records routes.
+func recordSchemas() map[string]any {
+	return map[string]any{
+		"Fields": obj("The record's field values, by field name, as the object's schema types them.", nil, nil,
+			"additionalProperties", true),
+		"Record": obj("A CRM record.", []string{"id", "object", "version", "created_at", "updated_at", "fields"}, map[string]any{
+			"id":         str("Prefixed, time-sortable id.", "example", "rec_01hzy3v6b5q6c8n9d0e1f2g3h4"),
+			"object":     str("The object the record belongs to.", "example", "opportunity"),
+			"version":    integer("Grows by one on every write; send it back in If-Match."),
+			"created_at": dateTime(""),
+			"updated_at": dateTime(""),
+			"fields":     ref("Fields"),
+		}),
+		"RecordInput": obj("The body of create, update and upsert; an update carries only the fields to change.",
+			[]string{"fields"}, map[string]any{"fields": ref("Fields")}),
+		"RecordList": list("Record"),
+	}
 }
 
-// addSchemas adds component schemas for a feature's routes.
-func addSchemas(m map[string]any) {
-	for k, v := range m {
-		schemas[k] = v
+// metaSchemas are the component schemas every route may refer to: problems
+// and their field errors, health and the document itself.
+func metaSchemas() map[string]any {
+	return map[string]any{
+		"FieldError": obj("One field that failed validation.", []string{"field", "code", "message"}, map[string]any{
+			"field":   str("The field's name."),
+			"code":    str("Machine code, e.g. required, invalid_type, one_of, unknown_field."),
+			"message": str("Readable explanation."),
+		}),
+		"Problem": obj("An RFC 9457 problem document.", []string{"type", "title", "status", "code"}, map[string]any{
+			"type":   str("URI of the problem type.", "format", "uri"),
+			"title":  str(""),
+			"status": integer(""),
+			"detail": str(""),
+			"code": str("Stable machine code: invalid_json, invalid_parameter, body_too_large, not_found, " +
+				"version_conflict, duplicate, validation_failed, plan_limit_exceeded, unauthorized, " +
+				"missing_scope, rate_limited, method_not_allowed, internal."),
+			"scope":  str("The scope a 403 missing_scope needed."),
+			"errors": map[string]any{"type": "array", "items": ref("FieldError")},
+		}),
+		"Health": obj("Health of the service.", []string{"status"}, map[string]any{
+			"status": str("ok, or unavailable when the database does not answer.", "enum", []string{"ok", "unavailable"}),
+		}),
+		"OpenAPIDocument": obj("An OpenAPI 3.1 document.", nil, nil, "additionalProperties", true),
 	}
 }
 
@@ -124,10 +125,15 @@ func list(item string) map[string]any {
 
 var pathParam = regexp.MustCompile(`\{([a-zA-Z_][a-zA-Z0-9_]*)(\.\.\.)?\}`)
 
-// openAPIDocument builds the OpenAPI 3.1 document from the route table.
-func openAPIDocument(rs []route, version string) map[string]any {
+// openAPIDocument builds the OpenAPI 3.1 document from the features' route
+// table and schemas.
+func openAPIDocument(fs []feature, version string) map[string]any {
+	schemas := map[string]any{}
+	for _, f := range fs {
+		maps.Copy(schemas, f.schemas)
+	}
 	paths := map[string]any{}
-	for _, rt := range rs {
+	for _, rt := range routeTable(fs) {
 		item, _ := paths[rt.pattern].(map[string]any)
 		if item == nil {
 			item = map[string]any{}

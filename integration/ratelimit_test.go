@@ -12,6 +12,7 @@ import (
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/records"
 )
 
 // burst fires n concurrent GETs with key and answers the statuses counted,
@@ -88,8 +89,7 @@ func TestRateLimit(t *testing.T) {
 
 		t.Run("a plan change applies without a restart", func(t *testing.T) {
 			require.Equal(t, http.StatusTooManyRequests, e.do(t, "GET", "/api/v1/records/opportunity", key, nil).status)
-			require.NoError(t, e.st.SetWorkspacePlan(context.Background(), ws, "pro"))
-			e.svc.InvalidatePlan(ws)
+			require.NoError(t, e.svc.SetPlan(context.Background(), ws, "pro"))
 			r := e.do(t, "GET", "/api/v1/records/opportunity", key, nil)
 			require.Equal(t, http.StatusOK, r.status)
 			require.Equal(t, "600", r.header.Get("X-RateLimit-Limit"))
@@ -110,4 +110,37 @@ func TestPlanChangeWithoutInvalidate(t *testing.T) {
 		r := e.do(t, "GET", "/api/v1/records/opportunity", key, nil)
 		return r.header.Get("X-RateLimit-Limit") == "6000"
 	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestSetPlanMovesCapAndLimitTogether: one plan value carries the record cap
+// and the rate limit, and one call moves a workspace between plans; the
+// very next request sees both.
+func TestSetPlanMovesCapAndLimitTogether(t *testing.T) {
+	e := newEnv(t, testdb.SQLiteDSN(t), Config{Plans: []records.Plan{
+		{Name: records.PlanStarter, MaxRecords: 2, RequestsPerMinute: 60},
+		{Name: records.PlanPro, MaxRecords: 3, RequestsPerMinute: 600},
+	}})
+	ws, _ := e.workspace(t, records.PlanStarter)
+	key := e.key(t, ws, apikey.ScopeRead, apikey.ScopeWrite)
+	create := func() response {
+		return e.do(t, "POST", "/api/v1/records/account", key, map[string]any{"fields": map[string]any{"name": "Acme"}})
+	}
+	for range 2 {
+		require.Equal(t, http.StatusCreated, create().status)
+	}
+	r := create()
+	require.Equal(t, http.StatusForbidden, r.status)
+	require.Equal(t, "plan_limit_exceeded", r.code(t))
+	require.Equal(t, "60", r.header.Get("X-RateLimit-Limit"))
+
+	require.NoError(t, e.svc.SetPlan(context.Background(), ws, records.PlanPro))
+	r = create()
+	require.Equal(t, http.StatusCreated, r.status)
+	require.Equal(t, "600", r.header.Get("X-RateLimit-Limit"))
+	r = create()
+	require.Equal(t, http.StatusForbidden, r.status, "the Pro cap is 3")
+	require.Equal(t, "plan_limit_exceeded", r.code(t))
+
+	var verr *records.ValidationError
+	require.ErrorAs(t, e.svc.SetPlan(context.Background(), ws, "platinum"), &verr)
 }

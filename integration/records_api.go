@@ -11,13 +11,9 @@ import (
 	"github.com/smartlite/crmkit/records"
 )
 
-// List pages: a page holds defaultLimit records unless ?limit= asks for
-// another size; a larger limit than maxLimit is lowered to it rather than
-// refused, so a client that asks for "everything" still gets pages.
-const (
-	defaultLimit = 50
-	maxLimit     = 200
-)
+func (s *Service) recordsFeature() feature {
+	return feature{name: "records", routes: s.recordRoutes(), schemas: recordSchemas()}
+}
 
 func (s *Service) recordRoutes() []route {
 	notFound := []int{400, 404}
@@ -49,10 +45,6 @@ func (s *Service) recordRoutes() []route {
 }
 
 var (
-	limitParam = param{name: "limit", description: "page size, 1 to 200 (larger values are lowered to 200)",
-		schema: map[string]any{"type": "integer", "minimum": 1, "maximum": maxLimit, "default": defaultLimit}}
-	cursorParam = param{name: "cursor", description: "next_cursor of the previous page",
-		schema: map[string]any{"type": "string"}}
 	ifMatchParam = param{name: "If-Match", description: "the version the change is based on, quoted or not; the write fails with 409 if the record has moved on",
 		schema: map[string]any{"type": "string"}}
 )
@@ -62,23 +54,17 @@ type recordInput struct {
 	Fields records.Fields `json:"fields"`
 }
 
-// recordList is one page of records.
-type recordList struct {
-	Data       []*records.Record `json:"data"`
-	NextCursor *string           `json:"next_cursor"`
-}
-
 func (s *Service) listRecords(w http.ResponseWriter, r *http.Request) error {
 	q := records.ListQuery{Workspace: workspaceOf(r), Object: r.PathValue("object"), Limit: defaultLimit}
 	for name, vals := range r.URL.Query() {
 		val := vals[len(vals)-1]
 		switch {
 		case name == "limit":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 1 {
-				return errBadRequest("invalid_parameter", "limit must be a whole number from 1 to 200")
+			n, err := parseLimit(val)
+			if err != nil {
+				return err
 			}
-			q.Limit = min(n, maxLimit)
+			q.Limit = n
 		case name == "cursor":
 			q.After = val
 		case name == "updated_since":
@@ -100,18 +86,17 @@ func (s *Service) listRecords(w http.ResponseWriter, r *http.Request) error {
 			return errBadRequest("invalid_parameter", "unknown query parameter "+strconv.Quote(name))
 		}
 	}
+	// The pipeline pages records itself (a host's pipeline may page its own
+	// way), so this list answers its cursor rather than cutting limit+1.
 	recs, next, err := s.pipeline.List(r.Context(), q)
 	if err != nil {
 		return err
 	}
-	page := recordList{Data: recs}
-	if page.Data == nil {
-		page.Data = []*records.Record{}
+	p := page[*records.Record]{Data: recs, NextCursor: cursorOf(next)}
+	if p.Data == nil {
+		p.Data = []*records.Record{}
 	}
-	if next != "" {
-		page.NextCursor = &next
-	}
-	return writeJSON(w, http.StatusOK, page)
+	return writeJSON(w, http.StatusOK, p)
 }
 
 func (s *Service) getRecord(w http.ResponseWriter, r *http.Request) error {

@@ -39,28 +39,13 @@ type param struct {
 	style             string // OpenAPI "deepObject" for filter[field]
 }
 
-// routeSets contribute routes to the table beyond the core ones; a feature
-// of the API that lives in its own file (outbound webhooks, say) appends its
-// set from an init function there, and gets the mux registration, the
-// middleware chain and the OpenAPI entry like every other route.
-var routeSets []func(s *Service) []route
-
-// routes answers the full route table in a fixed order.
-func (s *Service) routes() []route {
-	rs := slices.Concat(s.metaRoutes(), s.recordRoutes(), s.keyRoutes(), s.auditRoutes())
-	for _, set := range routeSets {
-		rs = append(rs, set(s)...)
-	}
-	return rs
-}
-
-func (s *Service) metaRoutes() []route {
-	return []route{
+func (s *Service) metaFeature() feature {
+	return feature{name: "meta", schemas: metaSchemas(), routes: []route{
 		{method: "GET", pattern: "/healthz", handle: s.health, summary: "Liveness and database health", id: "health", tag: "meta",
 			status: 200, response: "Health", errors: []int{503}},
 		{method: "GET", pattern: "/api/v1/openapi.json", handle: s.openAPI, summary: "This document", id: "openapi", tag: "meta",
 			status: 200, response: "OpenAPIDocument"},
-	}
+	}}
 }
 
 // buildMux registers every route of the table, each behind its middleware

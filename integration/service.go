@@ -27,13 +27,22 @@ type Config struct {
 	// Pipeline is the record pipeline every write goes through. Default: a
 	// records.Pipeline over Store with Objects, Rules and Plans below.
 	Pipeline RecordPipeline
-	// Objects, Rules and Plans configure the default pipeline and are
-	// ignored when Pipeline is set. Defaults: records.DefaultObjects(), the
-	// Closed Won rule (an opportunity whose stage changes to Closed Won gets
-	// closed_at), and records.DefaultPlans().
+	// Jobs makes the job client that works background jobs on the store's
+	// database. Default: Store, when it makes job clients (*store.Store
+	// does); without one, Start works no jobs.
+	Jobs JobQueue
+	// Objects and Rules configure the default pipeline and are ignored when
+	// Pipeline is set. Defaults: records.DefaultObjects() and the Closed Won
+	// rule (an opportunity whose stage changes to Closed Won gets
+	// closed_at).
 	Objects []records.Object
 	Rules   []records.Rule
-	Plans   []records.Plan
+	// Plans are the subscription plans, each with its record cap and its
+	// requests per minute. Default records.DefaultPlans(): starter 10,000
+	// records and 60 requests a minute, pro 1,000,000 and 600, enterprise
+	// no cap and 6,000. A workspace on a plan not listed gets starter's
+	// rate limit and may not create records.
+	Plans []records.Plan
 	// Logger receives the access log and errors. Default slog.Default().
 	Logger *slog.Logger
 	// Clock is the time source of keys, rate limits and the pipeline.
@@ -42,17 +51,13 @@ type Config struct {
 	// MaxBodyBytes caps a single-record request body; larger bodies get 413.
 	// Default 1 MiB.
 	MaxBodyBytes int64
-	// RateLimits maps plan names to requests per minute. Default
-	// ratelimit.DefaultLimits(): starter 60, pro 600, enterprise 6000; a
-	// plan missing from it gets starter's limit.
-	RateLimits map[string]uint64
 	// RateLimitStore makes each plan's counter store. Default: in-process
 	// memory (limits per replica). redisstore.Factory shares limits between
 	// replicas.
 	RateLimitStore RateLimitStoreFactory
-	// PlanCacheTTL is how long a workspace's plan is cached for rate limiting;
-	// a plan change made on another replica applies within it. It runs on
-	// real time, not Clock. Default 2 s.
+	// PlanCacheTTL is how long a workspace's plan is cached for the rate
+	// limit and the record cap; a plan change made on another replica
+	// applies within it. It runs on real time, not Clock. Default 2 s.
 	PlanCacheTTL time.Duration
 	// KeyCacheTTL is how long a verified key is cached; a revocation made on
 	// another replica applies within it. Default 5 s.
@@ -73,8 +78,6 @@ type Config struct {
 	Version string
 }
 
-const defaultPlanCacheTTL = 2 * time.Second
-
 // Service is crmkit's integration layer: the REST API over the record
 // pipeline, API keys and rate limits, and the background jobs.
 type Service struct {
@@ -86,11 +89,12 @@ type Service struct {
 	clock    func() time.Time
 	maxBody  int64
 	limiter  *ratelimit.Limiter
-	plans    *planCache
+	plans    *records.Plans
 	signer   Signer
 	webhooks *outbound.Service
+	queue    JobQueue
 
-	table       []route
+	features    []feature
 	handler     http.Handler
 	openAPIJSON []byte
 
@@ -104,7 +108,10 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("integration: Config.Store is required")
 	}
 	s := &Service{cfg: cfg, store: cfg.Store, pipeline: cfg.Pipeline, log: cfg.Logger, clock: cfg.Clock,
-		maxBody: cfg.MaxBodyBytes, signer: cfg.Signer}
+		maxBody: cfg.MaxBodyBytes, signer: cfg.Signer, queue: cfg.Jobs}
+	if q, ok := cfg.Store.(JobQueue); ok && s.queue == nil {
+		s.queue = q
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -120,24 +127,21 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Version == "" {
 		s.cfg.Version = "1.0.0"
 	}
+	var err error
+	if s.plans, err = records.NewPlans(cfg.Store, cfg.Plans, cfg.PlanCacheTTL); err != nil {
+		return nil, fmt.Errorf("integration: %w", err)
+	}
 	if s.pipeline == nil {
-		p, err := defaultPipeline(cfg, s.clock)
-		if err != nil {
+		if s.pipeline, err = s.defaultPipeline(); err != nil {
 			return nil, err
 		}
-		s.pipeline = p
 	}
 	keys, err := apikey.New(apikey.Config{Store: cfg.Store, Clock: s.clock, CacheTTL: cfg.KeyCacheTTL, Logger: s.log})
 	if err != nil {
 		return nil, fmt.Errorf("integration: %w", err)
 	}
 	s.keys = keys
-	ttl := cfg.PlanCacheTTL
-	if ttl <= 0 {
-		ttl = defaultPlanCacheTTL
-	}
-	s.plans = newPlanCache(cfg.Store, ttl)
-	s.limiter, err = s.newLimiter(cfg)
+	s.limiter, err = s.newLimiter()
 	if err != nil {
 		return nil, fmt.Errorf("integration: rate limits: %w", err)
 	}
@@ -146,9 +150,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("integration: webhooks: %w", err)
 	}
 
-	s.table = s.routes()
-	s.handler = s.buildMux(s.table)
-	s.openAPIJSON, err = marshalDocument(openAPIDocument(s.table, s.cfg.Version))
+	s.features = s.buildFeatures()
+	s.handler = s.buildMux(routeTable(s.features))
+	s.openAPIJSON, err = marshalDocument(openAPIDocument(s.features, s.cfg.Version))
 	if err != nil {
 		return nil, fmt.Errorf("integration: OpenAPI document: %w", err)
 	}
@@ -166,26 +170,21 @@ func (s *Service) Pipeline() RecordPipeline { return s.pipeline }
 // reference server's first admin key, say).
 func (s *Service) Keys() *apikey.Service { return s.keys }
 
-// InvalidatePlan forgets the cached plan of a workspace, so a plan change
-// made through this process applies to its rate limit at once (other
-// replicas pick it up within Config.PlanCacheTTL).
-func (s *Service) InvalidatePlan(workspace string) { s.plans.invalidate(workspace) }
+// SetPlan moves a workspace to another plan. Its record cap and its keys'
+// rate limit change with this process's next write and request, and within
+// Config.PlanCacheTTL on other replicas.
+func (s *Service) SetPlan(ctx context.Context, workspace, plan string) error {
+	return s.plans.Set(ctx, workspace, plan)
+}
 
-// jobSetups add background workers and periodic jobs to the River client. A
-// feature that works jobs (outbound delivery, say) appends one from an init
-// function in its own file; Start calls each with the service and the
-// workers bundle.
-var jobSetups []func(s *Service, w *river.Workers) ([]*river.PeriodicJob, error)
-
-// jobConfigs adjust the River client's configuration before Start creates
-// it (poll intervals, rescue time, a feature's own queue); a feature appends
-// one from an init function in its own file, like jobSetups.
-var jobConfigs []func(s *Service, cfg *river.Config)
+// Plans answers the plan lookup the rate limit and the default pipeline's
+// record cap share.
+func (s *Service) Plans() *records.Plans { return s.plans }
 
 // Start starts working background jobs (webhook deliveries and the like) on
-// the store's database, and returns once the job client runs. Without any
-// registered worker there is nothing to work and Start does nothing, which
-// leaves events enqueued for a process that has workers.
+// the store's database, and returns once the job client runs. Without a
+// JobQueue, or without any feature that works jobs, Start does nothing,
+// which leaves events enqueued for a process that has workers.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,14 +193,19 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	workers := river.NewWorkers()
 	var periodic []*river.PeriodicJob
-	for _, setup := range jobSetups {
-		pj, err := setup(s, workers)
+	working := false
+	for _, f := range s.features {
+		if f.jobs == nil {
+			continue
+		}
+		pj, err := f.jobs(workers)
 		if err != nil {
-			return fmt.Errorf("integration: register jobs: %w", err)
+			return fmt.Errorf("integration: register %s jobs: %w", f.name, err)
 		}
 		periodic = append(periodic, pj...)
+		working = true
 	}
-	if len(jobSetups) == 0 {
+	if !working || s.queue == nil {
 		return nil
 	}
 	queues := s.cfg.Queues
@@ -216,10 +220,12 @@ func (s *Service) Start(ctx context.Context) error {
 		// seconds) at Info; the host's log keeps River's warnings and errors.
 		Logger: slog.New(minLevel{Handler: s.log.Handler(), min: slog.LevelWarn}),
 	}
-	for _, tune := range jobConfigs {
-		tune(s, rc)
+	for _, f := range s.features {
+		if f.tune != nil {
+			f.tune(rc)
+		}
 	}
-	client, err := s.store.NewJobClient(rc)
+	client, err := s.queue.NewJobClient(rc)
 	if err != nil {
 		return fmt.Errorf("integration: job client: %w", err)
 	}
@@ -334,19 +340,16 @@ func keyIDOf(r *http.Request) string {
 func defaultSigner() Signer { return webhook.HMACSigner{} }
 
 // defaultPipeline is a records.Pipeline over the store, with the configured
-// or default objects, rules and plans.
-func defaultPipeline(cfg Config, clock func() time.Time) (*records.Pipeline, error) {
-	objects, rules, plans := cfg.Objects, cfg.Rules, cfg.Plans
+// or default objects and rules, and the service's plans.
+func (s *Service) defaultPipeline() (*records.Pipeline, error) {
+	objects, rules := s.cfg.Objects, s.cfg.Rules
 	if objects == nil {
 		objects = records.DefaultObjects()
 	}
 	if rules == nil {
 		rules = []records.Rule{records.ClosedWonRule()}
 	}
-	if plans == nil {
-		plans = records.DefaultPlans()
-	}
-	p, err := records.NewPipeline(records.Config{Store: cfg.Store, Objects: objects, Rules: rules, Plans: plans, Clock: clock})
+	p, err := records.NewPipeline(records.Config{Store: s.store, Objects: objects, Rules: rules, Plans: s.plans, Clock: s.clock})
 	if err != nil {
 		return nil, fmt.Errorf("integration: pipeline: %w", err)
 	}

@@ -12,16 +12,21 @@ import (
 	"github.com/smartlite/crmkit/webhook/outbound"
 )
 
-func init() {
-	routeSets = append(routeSets, (*Service).webhookRoutes)
-	jobSetups = append(jobSetups, func(s *Service, w *river.Workers) ([]*river.PeriodicJob, error) {
-		if err := s.webhooks.Register(w); err != nil {
-			return nil, err
-		}
-		return s.webhooks.PeriodicJobs(), nil
-	})
-	jobConfigs = append(jobConfigs, func(s *Service, cfg *river.Config) { s.webhooks.RiverConfig(cfg) })
-	addSchemas(webhookSchemas())
+// webhooksFeature is outbound delivery: the endpoint and delivery routes,
+// the fan-out and delivery workers, and retention's periodic prune.
+func (s *Service) webhooksFeature() feature {
+	return feature{
+		name:    "webhooks",
+		routes:  s.webhookRoutes(),
+		schemas: webhookSchemas(),
+		jobs: func(w *river.Workers) ([]*river.PeriodicJob, error) {
+			if err := s.webhooks.Register(w); err != nil {
+				return nil, err
+			}
+			return s.webhooks.PeriodicJobs(), nil
+		},
+		tune: s.webhooks.RiverConfig,
+	}
 }
 
 // newWebhooks builds the outbound delivery service from the Config.
@@ -81,7 +86,7 @@ func (s *Service) webhookRoutes() []route {
 		{method: "POST", pattern: "/api/v1/webhooks/{id}/test", scope: apikey.ScopeAdmin, handle: s.testWebhook, tag: tag, id: "testWebhook",
 			summary: "Send a sample webhook.test event now and answer the attempt", status: 200, response: "WebhookTestResult",
 			errors: []int{404}},
-		{method: "GET", pattern: "/api/v1/webhooks/{id}/deliveries", scope: apikey.ScopeAdmin, handle: s.listEndpointDeliveries, tag: tag,
+		{method: "GET", pattern: "/api/v1/webhooks/{id}/deliveries", scope: apikey.ScopeAdmin, handle: s.listDeliveries, tag: tag,
 			id: "listWebhookDeliveries", summary: "An endpoint's deliveries with their attempts, newest first",
 			query: []param{limitParam, cursorParam, statusParam}, status: 200, response: "DeliveryList", errors: []int{400, 404, 422}},
 		{method: "GET", pattern: "/api/v1/deliveries", scope: apikey.ScopeAdmin, handle: s.listDeliveries, tag: tag, id: "listDeliveries",
@@ -102,23 +107,6 @@ type webhookCreated struct {
 	Secret string `json:"secret"`
 }
 
-type webhookList struct {
-	Data       []*outbound.Endpoint `json:"data"`
-	NextCursor *string              `json:"next_cursor"`
-}
-
-type deliveryList struct {
-	Data       []*outbound.Delivery `json:"data"`
-	NextCursor *string              `json:"next_cursor"`
-}
-
-func cursorOf(next string) *string {
-	if next == "" {
-		return nil
-	}
-	return &next
-}
-
 func (s *Service) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	var in outbound.EndpointInput
 	if err := s.decode(w, r, &in); err != nil {
@@ -133,19 +121,12 @@ func (s *Service) createWebhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) listWebhooks(w http.ResponseWriter, r *http.Request) error {
-	limit, cursor, err := pageParams(r)
-	if err != nil {
-		return err
-	}
-	eps, next, err := s.webhooks.List(r.Context(), workspaceOf(r), cursor, limit)
-	if err != nil {
-		return err
-	}
-	if eps == nil {
-		eps = []*outbound.Endpoint{}
-	}
-	return writeJSON(w, http.StatusOK, webhookList{Data: eps, NextCursor: cursorOf(next)})
+	return listRoute(func(r *http.Request, cursor string, limit int) ([]*outbound.Endpoint, error) {
+		return s.webhooks.List(r.Context(), workspaceOf(r), cursor, limit)
+	}, endpointID)(w, r)
 }
+
+func endpointID(e *outbound.Endpoint) string { return e.ID }
 
 func (s *Service) getWebhook(w http.ResponseWriter, r *http.Request) error {
 	e, err := s.webhooks.Get(r.Context(), workspaceOf(r), r.PathValue("id"))
@@ -214,41 +195,13 @@ func (s *Service) testWebhook(w http.ResponseWriter, r *http.Request) error {
 	}{a.Error == "", a})
 }
 
-// deliveryQuery reads the paging and status parameters of delivery lists.
-func deliveryQuery(r *http.Request) (outbound.DeliveryQuery, error) {
-	limit, cursor, err := pageParams(r)
-	if err != nil {
-		return outbound.DeliveryQuery{}, err
-	}
-	return outbound.DeliveryQuery{Workspace: workspaceOf(r), Status: r.URL.Query().Get("status"), Before: cursor, Limit: limit}, nil
-}
-
-func (s *Service) writeDeliveries(w http.ResponseWriter, r *http.Request, q outbound.DeliveryQuery) error {
-	ds, next, err := s.webhooks.Deliveries(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	if ds == nil {
-		ds = []*outbound.Delivery{}
-	}
-	return writeJSON(w, http.StatusOK, deliveryList{Data: ds, NextCursor: cursorOf(next)})
-}
-
-func (s *Service) listEndpointDeliveries(w http.ResponseWriter, r *http.Request) error {
-	q, err := deliveryQuery(r)
-	if err != nil {
-		return err
-	}
-	q.EndpointID = r.PathValue("id")
-	return s.writeDeliveries(w, r, q)
-}
-
+// listDeliveries answers a delivery list, of one endpoint when the route
+// names it, newest first.
 func (s *Service) listDeliveries(w http.ResponseWriter, r *http.Request) error {
-	q, err := deliveryQuery(r)
-	if err != nil {
-		return err
-	}
-	return s.writeDeliveries(w, r, q)
+	return listRoute(func(r *http.Request, cursor string, limit int) ([]*outbound.Delivery, error) {
+		return s.webhooks.Deliveries(r.Context(), outbound.DeliveryQuery{Workspace: workspaceOf(r),
+			EndpointID: r.PathValue("id"), Status: r.URL.Query().Get("status"), Before: cursor, Limit: limit})
+	}, func(d *outbound.Delivery) string { return d.ID })(w, r)
 }
 
 func (s *Service) getDelivery(w http.ResponseWriter, r *http.Request) error {

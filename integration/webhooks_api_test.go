@@ -368,7 +368,7 @@ func TestWebhooksTwoInstancesDeliverOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	require.Eventually(t, func() bool {
-		ds, _, err := a.svc.Webhooks().Deliveries(ctx, outbound.DeliveryQuery{Workspace: a.ws, EndpointID: endpointID, Limit: 2 * n})
+		ds, err := a.svc.Webhooks().Deliveries(ctx, outbound.DeliveryQuery{Workspace: a.ws, EndpointID: endpointID, Limit: 2 * n})
 		if err != nil || len(ds) != n {
 			return false
 		}

@@ -7,9 +7,9 @@
 // another plan applies to its next request without a restart; its count
 // starts afresh in the new plan's store.
 //
-// The default limits are requests per minute: starter 60, pro 600,
-// enterprise 6000. A plan missing from Config.Limits gets
-// Config.DefaultPlan's limit.
+// The default limits are the requests per minute of records.DefaultPlans:
+// starter 60, pro 600, enterprise 6000. A plan missing from Config.Limits
+// gets Config.DefaultPlan's limit.
 //
 // Every limited response carries the fields of the IETF httpapi draft
 // "RateLimit header fields for HTTP" (draft-ietf-httpapi-ratelimit-headers,
@@ -48,18 +48,20 @@ import (
 	"github.com/sethvargo/go-limiter/memorystore"
 
 	"github.com/smartlite/crmkit/internal/problem"
+	"github.com/smartlite/crmkit/records"
 )
 
-// The plans crmkit ships with.
-const (
-	PlanStarter    = "starter"
-	PlanPro        = "pro"
-	PlanEnterprise = "enterprise"
-)
-
-// DefaultLimits answers the requests per minute of each shipped plan.
-func DefaultLimits() map[string]uint64 {
-	return map[string]uint64{PlanStarter: 60, PlanPro: 600, PlanEnterprise: 6000}
+// LimitsOf answers the requests per minute of each rate-limited plan, for
+// Config.Limits. Plans with no RequestsPerMinute are left out, so they fall
+// to Config.DefaultPlan's limit.
+func LimitsOf(plans []records.Plan) map[string]uint64 {
+	m := make(map[string]uint64, len(plans))
+	for _, p := range plans {
+		if p.RequestsPerMinute > 0 {
+			m[p.Name] = p.RequestsPerMinute
+		}
+	}
+	return m
 }
 
 // ErrUnavailable: the store could not be asked (a Redis outage, say).
@@ -67,7 +69,8 @@ var ErrUnavailable = errors.New("ratelimit: limiter store unavailable")
 
 // Config configures a Limiter.
 type Config struct {
-	// Limits maps plan names to requests per Window. Default DefaultLimits().
+	// Limits maps plan names to requests per Window. Default:
+	// LimitsOf(records.DefaultPlans()).
 	Limits map[string]uint64
 	// Window is the period Limits count over. Default one minute.
 	Window time.Duration
@@ -117,7 +120,7 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, errors.New("ratelimit: Config.Key is required")
 	}
 	if cfg.Limits == nil {
-		cfg.Limits = DefaultLimits()
+		cfg.Limits = LimitsOf(records.DefaultPlans())
 	}
 	for name, n := range cfg.Limits {
 		if n == 0 {
@@ -128,7 +131,7 @@ func New(cfg Config) (*Limiter, error) {
 		}
 	}
 	if cfg.DefaultPlan == "" {
-		cfg.DefaultPlan = PlanStarter
+		cfg.DefaultPlan = records.PlanStarter
 	}
 	if _, ok := cfg.Limits[cfg.DefaultPlan]; !ok {
 		return nil, fmt.Errorf("ratelimit: default plan %q has no limit", cfg.DefaultPlan)

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartlite/crmkit/ratelimit"
+	"github.com/smartlite/crmkit/records"
 )
 
 // keyFromHeader reads the caller's key id and plan from test headers.
@@ -142,11 +143,11 @@ func TestConcurrentStarterKey(t *testing.T) {
 	srv := httptest.NewServer(l.Middleware(okHandler))
 	defer srv.Close()
 
-	results := hammer(t, 200, []string{srv.URL}, "key_starter", ratelimit.PlanStarter)
+	results := hammer(t, 200, []string{srv.URL}, "key_starter", records.PlanStarter)
 	require.Equal(t, 60, tally(t, results, "starter", 60))
 
 	// Another key has its own bucket.
-	r := do(t, http.DefaultClient, srv.URL, "key_other", ratelimit.PlanStarter)
+	r := do(t, http.DefaultClient, srv.URL, "key_other", records.PlanStarter)
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, "59", r.header.Get("X-RateLimit-Remaining"))
 }
@@ -175,7 +176,7 @@ func TestHeaders(t *testing.T) {
 
 func TestPlanChangeWithoutRestart(t *testing.T) {
 	var plan atomic.Value
-	plan.Store(ratelimit.PlanStarter)
+	plan.Store(records.PlanStarter)
 	l := newLimiter(t, ratelimit.Config{Key: func(r *http.Request) (string, string, bool) {
 		return "key_upgrade", plan.Load().(string), true
 	}})
@@ -186,14 +187,14 @@ func TestPlanChangeWithoutRestart(t *testing.T) {
 	require.Equal(t, 60, tally(t, results, "starter", 60))
 
 	// The workspace upgrades; the very next request counts against Pro.
-	plan.Store(ratelimit.PlanPro)
+	plan.Store(records.PlanPro)
 	r := do(t, http.DefaultClient, srv.URL, "", "")
 	require.Equal(t, http.StatusOK, r.status)
 	checkHeaders(t, r.header, "pro", 600)
 	require.Equal(t, "599", r.header.Get("X-RateLimit-Remaining"))
 
 	// And a downgrade back finds the Starter bucket still spent.
-	plan.Store(ratelimit.PlanStarter)
+	plan.Store(records.PlanStarter)
 	checkLimited(t, do(t, http.DefaultClient, srv.URL, "", ""))
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/smartlite/crmkit/internal/testdb"
 	"github.com/smartlite/crmkit/ratelimit"
 	"github.com/smartlite/crmkit/ratelimit/redisstore"
+	"github.com/smartlite/crmkit/records"
 )
 
 // Two replicas (two Limiters, two servers) sharing one Redis let one key
@@ -28,14 +29,14 @@ func TestRedisSharedAcrossReplicas(t *testing.T) {
 		urls = append(urls, srv.URL)
 	}
 
-	results := hammer(t, 200, urls, "key_shared", ratelimit.PlanStarter)
+	results := hammer(t, 200, urls, "key_shared", records.PlanStarter)
 	require.Equal(t, 60, tally(t, results, "starter", 60))
 
 	// A plan change reaches both replicas' next requests.
-	r := do(t, http.DefaultClient, urls[1], "key_shared", ratelimit.PlanPro)
+	r := do(t, http.DefaultClient, urls[1], "key_shared", records.PlanPro)
 	require.Equal(t, 200, r.status)
 	checkHeaders(t, r.header, "pro", 600)
 	require.Equal(t, "599", r.header.Get("X-RateLimit-Remaining"))
-	r = do(t, http.DefaultClient, urls[0], "key_shared", ratelimit.PlanPro)
+	r = do(t, http.DefaultClient, urls[0], "key_shared", records.PlanPro)
 	require.Equal(t, "598", r.header.Get("X-RateLimit-Remaining"))
 }

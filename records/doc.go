@@ -63,8 +63,8 @@
 //  4. Before rules, in configuration order. What they change is normalised
 //     and validated again, and the changes are recomputed, so rule-made
 //     changes are part of the same write.
-//  5. Plan limit: the workspace's plan (Store.GetWorkspace, remembered for
-//     Config.PlanCacheTTL) gives the record cap.
+//  5. Plan limit: the workspace's plan (Config.Plans, which caches
+//     Store.GetWorkspace) gives the record cap.
 //  6. In one Store.InTx transaction: Tx.ReserveRecords (+1 on create, -1 on
 //     delete), which checks and bumps the workspace's count in one statement
 //     so the cap holds exactly under concurrent writers; the record itself
@@ -83,7 +83,7 @@
 // An update that changes nothing (after the Before rules) writes nothing,
 // emits nothing, and answers the record as it is. An update without an
 // ExpectedVersion that loses a race with another writer is tried again on
-// the new state (up to ten times, with a growing random pause); with an
+// the new state (up to thirty times, with a random pause growing to 64 ms); with an
 // ExpectedVersion it fails with ErrConflict. An upsert that finds no record
 // and then loses the insert to a concurrent upsert of the same external id
 // is tried again as an update. Delete answers the record's last state, which
@@ -117,13 +117,19 @@
 //
 // # Plans
 //
-// A workspace's plan caps how many records it may hold. DefaultPlans answers
-// starter (10,000 records), pro (1,000,000) and enterprise (no cap). A
-// workspace on a plan the pipeline does not know cannot create records
-// (ErrPlanLimit). The count moves inside each write's transaction, so the
-// cap holds exactly on every path and under any number of writers; a
-// workspace above its cap (after a downgrade) can still update and delete.
-// A plan change takes effect on other replicas within PlanCacheTTL.
+// A workspace's plan caps how many records it may hold and how many
+// requests a minute its API keys may make: one Plan value carries both.
+// DefaultPlans answers starter (10,000 records, 60 requests a minute), pro
+// (1,000,000; 600) and enterprise (no cap; 6,000). A workspace on a plan
+// the catalogue does not hold cannot create records (ErrPlanLimit). The
+// count moves inside each write's transaction, so the cap holds exactly on
+// every path and under any number of writers; a workspace above its cap
+// (after a downgrade) can still update and delete.
+//
+// Plans answers which plan a workspace is on through a short cache. One
+// Plans serves both the pipeline and the rate limiter; Plans.Set changes a
+// workspace's plan and both see it on the next write or request, while
+// other replicas see it within the cache lifetime (2 s by default).
 //
 // # Batches
 //

@@ -60,7 +60,8 @@ func newEnv(tb testing.TB, dsn string, cfg records.Config, plan string) *env {
 	e := &env{st: st, clock: newClock()}
 	cfg.Store = st
 	if cfg.Plans == nil {
-		cfg.Plans = append(records.DefaultPlans(), records.Plan{Name: tinyPlan, MaxRecords: tinyCap})
+		cfg.Plans, err = records.NewPlans(st, append(records.DefaultPlans(), records.Plan{Name: tinyPlan, MaxRecords: tinyCap}), 0)
+		require.NoError(tb, err)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = e.clock.Now

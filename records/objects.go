@@ -91,16 +91,6 @@ func DefaultObjects() []Object {
 	}
 }
 
-// DefaultPlans answers the subscription plans: starter holds up to 10,000
-// records, pro up to 1,000,000, enterprise any number.
-func DefaultPlans() []Plan {
-	return []Plan{
-		{Name: "starter", MaxRecords: 10_000},
-		{Name: "pro", MaxRecords: 1_000_000},
-		{Name: "enterprise", MaxRecords: 0},
-	}
-}
-
 // schema is an Object compiled once, at NewPipeline, into per-field rules.
 type schema struct {
 	obj    Object

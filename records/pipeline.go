@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -20,16 +19,12 @@ type Config struct {
 	Objects []Object
 	// Rules are the workflow rules, run in this order within each phase.
 	Rules []Rule
-	// Plans are the subscription plans workspaces name; nil means
-	// DefaultPlans().
-	Plans []Plan
+	// Plans answers each workspace's plan and so its record cap; nil means
+	// NewPlans(Store, DefaultPlans(), 0). Share one Plans with the rate
+	// limiter so that a plan change reaches both at once.
+	Plans *Plans
 	// Clock answers the time of a write; nil means time.Now.
 	Clock func() time.Time
-	// PlanCacheTTL is how long a workspace's plan is remembered between
-	// writes; 0 means 5 seconds, a negative value means it is read on every
-	// write. The cap itself is always enforced in the transaction; the cache
-	// only delays when a plan change takes effect.
-	PlanCacheTTL time.Duration
 }
 
 // Write is one record write as callers describe it.
@@ -63,17 +58,8 @@ type Pipeline struct {
 	v       *validator.Validate // vd's, for the hot path
 	objects map[string]*schema  // vd's, for the hot path
 	rules   map[ruleKey][]*Rule
-	plans   map[string]Plan
+	plans   *Plans
 	clock   func() time.Time
-	ttl     time.Duration
-
-	planMu    sync.Mutex
-	planCache map[string]planEntry
-}
-
-type planEntry struct {
-	max   int64
-	until time.Time
 }
 
 // maxAttempts bounds how often a write that lost a race (a version conflict
@@ -96,35 +82,26 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 	if objs == nil {
 		objs = DefaultObjects()
 	}
-	plans := cfg.Plans
-	if plans == nil {
-		plans = DefaultPlans()
-	}
 	p := &Pipeline{
-		st:        cfg.Store,
-		objects:   make(map[string]*schema, len(objs)),
-		plans:     make(map[string]Plan, len(plans)),
-		clock:     cfg.Clock,
-		ttl:       cfg.PlanCacheTTL,
-		planCache: make(map[string]planEntry),
+		st:      cfg.Store,
+		objects: make(map[string]*schema, len(objs)),
+		plans:   cfg.Plans,
+		clock:   cfg.Clock,
 	}
 	if p.clock == nil {
 		p.clock = time.Now
 	}
-	if p.ttl == 0 {
-		p.ttl = 5 * time.Second
+	if p.plans == nil {
+		var err error
+		if p.plans, err = NewPlans(cfg.Store, nil, 0); err != nil {
+			return nil, err
+		}
 	}
 	vd, err := NewValidator(objs)
 	if err != nil {
 		return nil, err
 	}
 	p.vd, p.v, p.objects = vd, vd.v, vd.objects
-	for _, pl := range plans {
-		if pl.MaxRecords < 0 {
-			return nil, fmt.Errorf("records: plan %s: negative MaxRecords", pl.Name)
-		}
-		p.plans[pl.Name] = pl
-	}
 	if p.rules, err = indexRules(slices.Clone(cfg.Rules), p.objects); err != nil {
 		return nil, err
 	}
@@ -231,37 +208,15 @@ func (p *Pipeline) Events(ctx context.Context, workspace, after string, limit in
 
 // planMax answers the record cap of the workspace's plan.
 func (p *Pipeline) planMax(ctx context.Context, workspace string) (int64, error) {
-	if p.ttl > 0 {
-		p.planMu.Lock()
-		e, ok := p.planCache[workspace]
-		p.planMu.Unlock()
-		if ok && time.Now().Before(e.until) {
-			return e.max, nil
-		}
-	}
-	ws, err := p.st.GetWorkspace(ctx, workspace)
+	pl, err := p.plans.Of(ctx, workspace)
 	if err != nil {
-		return 0, fmt.Errorf("records: workspace %s: %w", workspace, err)
+		return 0, err
 	}
-	plan, ok := p.plans[ws.Plan]
-	if !ok {
-		return 0, fmt.Errorf("records: workspace %s is on plan %q, which is not configured: %w", workspace, ws.Plan, ErrPlanLimit)
-	}
-	if p.ttl > 0 {
-		now := time.Now()
-		p.planMu.Lock()
-		if len(p.planCache) > 10_000 {
-			for k, e := range p.planCache {
-				if now.After(e.until) {
-					delete(p.planCache, k)
-				}
-			}
-		}
-		p.planCache[workspace] = planEntry{max: plan.MaxRecords, until: now.Add(p.ttl)}
-		p.planMu.Unlock()
-	}
-	return plan.MaxRecords, nil
+	return pl.MaxRecords, nil
 }
+
+// Plans answers the plan lookup the pipeline's record cap reads.
+func (p *Pipeline) Plans() *Plans { return p.plans }
 
 // now is the time of a write, cut to what both databases store exactly, so
 // the record a write answers equals the record a read answers.

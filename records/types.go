@@ -194,13 +194,6 @@ type FanoutArgs struct {
 // Kind is the job kind of FanoutArgs.
 func (FanoutArgs) Kind() string { return "crmkit_event_fanout" }
 
-// Plan is a subscription plan: what a workspace on it may hold.
-type Plan struct {
-	Name string `json:"name"`
-	// MaxRecords caps the records a workspace may hold; 0 means no cap.
-	MaxRecords int64 `json:"max_records"`
-}
-
 // Workspace is a tenant. Everything is isolated per workspace.
 type Workspace struct {
 	ID        string    `json:"id"`
@@ -237,7 +230,7 @@ type Store interface {
 	// ListEvents answers the workspace's events with an id greater than after
 	// (all when after is ""), ordered by id, at most limit of them.
 	ListEvents(ctx context.Context, workspace, after string, limit int) ([]*Event, error)
-	GetWorkspace(ctx context.Context, id string) (*Workspace, error)
+	PlanStore
 }
 
 // Tx is the write side of Store, valid only inside InTx. Every method runs in

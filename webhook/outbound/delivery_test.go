@@ -445,7 +445,7 @@ func TestRedeliverAndReplay(t *testing.T) {
 			ds := h.deliveries(e.ID)
 			return len(ds) == 2 && ds[0].Status == outbound.StatusFailed && ds[1].Status == outbound.StatusFailed
 		}, waitTimeout, 20*time.Millisecond)
-		failed, _, err := h.svc.Deliveries(ctx, outbound.DeliveryQuery{Workspace: h.ws, Status: outbound.StatusFailed, Limit: 10})
+		failed, err := h.svc.Deliveries(ctx, outbound.DeliveryQuery{Workspace: h.ws, Status: outbound.StatusFailed, Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, failed, 2)
 		up.Store("up", true)

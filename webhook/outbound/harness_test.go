@@ -121,7 +121,7 @@ func (h *harness) endpoint(in outbound.EndpointInput) (*outbound.Endpoint, strin
 // deliveries answers the endpoint's deliveries, newest first.
 func (h *harness) deliveries(endpointID string) []*outbound.Delivery {
 	h.t.Helper()
-	ds, _, err := h.svc.Deliveries(context.Background(), outbound.DeliveryQuery{Workspace: h.ws, EndpointID: endpointID, Limit: 200})
+	ds, err := h.svc.Deliveries(context.Background(), outbound.DeliveryQuery{Workspace: h.ws, EndpointID: endpointID, Limit: 200})
 	require.NoError(h.t, err)
 	return ds
 }

@@ -327,18 +327,10 @@ func (s *Service) Get(ctx context.Context, workspace, id string) (*Endpoint, err
 	return s.store.GetEndpoint(ctx, workspace, id)
 }
 
-// List answers a page of endpoints in id order and the cursor of the next
-// page ("" on the last).
-func (s *Service) List(ctx context.Context, workspace, after string, limit int) ([]*Endpoint, string, error) {
-	eps, err := s.store.ListEndpoints(ctx, workspace, after, limit+1)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(eps) > limit {
-		eps = eps[:limit]
-		return eps, eps[limit-1].ID, nil
-	}
-	return eps, "", nil
+// List answers up to limit endpoints with an id after the given one (""
+// for the first), in id order.
+func (s *Service) List(ctx context.Context, workspace, after string, limit int) ([]*Endpoint, error) {
+	return s.store.ListEndpoints(ctx, workspace, after, limit)
 }
 
 // Update changes an endpoint: apply edits the endpoint's current settings
@@ -439,29 +431,19 @@ func (s *Service) SendTest(ctx context.Context, workspace, id string) (*Attempt,
 	return &a, nil
 }
 
-// Deliveries answers a page of deliveries, newest first, and the cursor of
-// the next page.
-func (s *Service) Deliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, string, error) {
+// Deliveries answers up to q.Limit deliveries, newest first, older than
+// q.Before when it is set.
+func (s *Service) Deliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, error) {
 	if q.Status != "" && q.Status != StatusPending && q.Status != StatusSucceeded && q.Status != StatusFailed {
-		return nil, "", &records.ValidationError{Fields: []records.FieldError{{Field: "status", Code: "one_of",
+		return nil, &records.ValidationError{Fields: []records.FieldError{{Field: "status", Code: "one_of",
 			Message: "status must be pending, succeeded or failed"}}}
 	}
 	if q.EndpointID != "" {
 		if _, err := s.store.GetEndpoint(ctx, q.Workspace, q.EndpointID); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	}
-	limit := q.Limit
-	q.Limit++
-	ds, err := s.store.ListDeliveries(ctx, q)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(ds) > limit {
-		ds = ds[:limit]
-		return ds, ds[limit-1].ID, nil
-	}
-	return ds, "", nil
+	return s.store.ListDeliveries(ctx, q)
 }
 
 // Delivery answers one delivery with its attempts.

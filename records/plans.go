@@ -1,0 +1,192 @@
+package records
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The plans crmkit ships with.
+const (
+	PlanStarter    = "starter"
+	PlanPro        = "pro"
+	PlanEnterprise = "enterprise"
+)
+
+// Plan is a subscription plan: what a workspace on it may hold and how fast
+// its API keys may call. It is the one description of a plan; the record cap
+// of the pipeline and the rate limit of the API both read it.
+type Plan struct {
+	Name string `json:"name"`
+	// MaxRecords caps the records a workspace may hold; 0 means no cap.
+	MaxRecords int64 `json:"max_records"`
+	// RequestsPerMinute is what each API key of a workspace on the plan may
+	// make. 0 means the plan is not rate limited.
+	RequestsPerMinute uint64 `json:"requests_per_minute"`
+}
+
+// DefaultPlans answers the subscription plans: starter holds up to 10,000
+// records at 60 requests a minute, pro up to 1,000,000 at 600, enterprise
+// any number at 6,000.
+func DefaultPlans() []Plan {
+	return []Plan{
+		{Name: PlanStarter, MaxRecords: 10_000, RequestsPerMinute: 60},
+		{Name: PlanPro, MaxRecords: 1_000_000, RequestsPerMinute: 600},
+		{Name: PlanEnterprise, MaxRecords: 0, RequestsPerMinute: 6000},
+	}
+}
+
+// PlanStore reads and changes the plan a workspace is on.
+type PlanStore interface {
+	GetWorkspace(ctx context.Context, id string) (*Workspace, error)
+	// SetWorkspacePlan moves a workspace to another plan; ErrNotFound when
+	// there is no such workspace.
+	SetWorkspacePlan(ctx context.Context, id, plan string) error
+}
+
+// ErrUnknownPlan: a plan name that is not in the catalogue.
+var ErrUnknownPlan = errors.New("unknown plan")
+
+// Plans is the catalogue of plans and the cached answer to "which plan is
+// this workspace on". One Plans serves the pipeline's record cap and the
+// API's rate limit, so a plan change made through Set applies to both at
+// once on this process, and within the cache lifetime on other processes.
+// It is safe for concurrent use.
+//
+// Freshness is counted in epochs rather than by reading the clock: a timer
+// ends the current epoch one TTL after it is armed, and an entry is fresh
+// while the epoch it was read in lasts. That keeps time.Now off the path of
+// every authenticated request, and arms no timer while nothing is cached.
+type Plans struct {
+	st      PlanStore
+	catalog map[string]Plan
+	ttl     time.Duration
+
+	epoch atomic.Uint64
+	armed atomic.Bool
+
+	mu sync.RWMutex
+	m  map[string]planEntry
+}
+
+type planEntry struct {
+	plan  Plan
+	epoch uint64
+}
+
+// DefaultPlanCacheTTL is how long a workspace's plan is cached when
+// NewPlans is given no TTL.
+const DefaultPlanCacheTTL = 2 * time.Second
+
+// NewPlans makes the plan lookup over st. catalog nil means DefaultPlans();
+// ttl 0 means DefaultPlanCacheTTL, a negative ttl reads the store every time.
+func NewPlans(st PlanStore, catalog []Plan, ttl time.Duration) (*Plans, error) {
+	if st == nil {
+		return nil, errors.New("records: NewPlans: nil store")
+	}
+	if catalog == nil {
+		catalog = DefaultPlans()
+	}
+	if ttl == 0 {
+		ttl = DefaultPlanCacheTTL
+	}
+	p := &Plans{st: st, catalog: make(map[string]Plan, len(catalog)), ttl: ttl, m: map[string]planEntry{}}
+	for _, pl := range catalog {
+		if pl.Name == "" {
+			return nil, errors.New("records: a plan has no name")
+		}
+		if pl.MaxRecords < 0 {
+			return nil, fmt.Errorf("records: plan %s: negative MaxRecords", pl.Name)
+		}
+		if _, dup := p.catalog[pl.Name]; dup {
+			return nil, fmt.Errorf("records: plan %s is listed twice", pl.Name)
+		}
+		p.catalog[pl.Name] = pl
+	}
+	return p, nil
+}
+
+// Catalog answers every plan, in no particular order.
+func (p *Plans) Catalog() []Plan {
+	out := make([]Plan, 0, len(p.catalog))
+	for _, pl := range p.catalog {
+		out = append(out, pl)
+	}
+	return out
+}
+
+// Lookup answers the plan of that name.
+func (p *Plans) Lookup(name string) (Plan, bool) {
+	pl, ok := p.catalog[name]
+	return pl, ok
+}
+
+// Of answers the plan workspace is on, from the cache while it is fresh.
+// A workspace on a plan missing from the catalogue answers an error wrapping
+// ErrUnknownPlan and ErrPlanLimit (it may not create records); one that does
+// not exist answers the store's error.
+func (p *Plans) Of(ctx context.Context, workspace string) (Plan, error) {
+	cur := p.epoch.Load()
+	if p.ttl > 0 {
+		p.mu.RLock()
+		e, ok := p.m[workspace]
+		p.mu.RUnlock()
+		if ok && e.epoch == cur {
+			return e.plan, nil
+		}
+	}
+	ws, err := p.st.GetWorkspace(ctx, workspace)
+	if err != nil {
+		return Plan{}, fmt.Errorf("records: workspace %s: %w", workspace, err)
+	}
+	pl, ok := p.catalog[ws.Plan]
+	if !ok {
+		return Plan{Name: ws.Plan}, fmt.Errorf("records: workspace %s is on plan %q: %w: %w", workspace, ws.Plan, ErrUnknownPlan, ErrPlanLimit)
+	}
+	if p.ttl > 0 {
+		p.mu.Lock()
+		if len(p.m) > 100_000 {
+			clear(p.m)
+		}
+		p.m[workspace] = planEntry{plan: pl, epoch: cur}
+		p.mu.Unlock()
+		p.arm()
+	}
+	return pl, nil
+}
+
+// Set moves workspace to the named plan. The change applies to this
+// process's next request and write at once; other processes see it within
+// their cache lifetime.
+func (p *Plans) Set(ctx context.Context, workspace, name string) error {
+	if _, ok := p.catalog[name]; !ok {
+		return &ValidationError{Fields: []FieldError{{Field: "plan", Code: "one_of",
+			Message: fmt.Sprintf("plan %q is not one of the configured plans", name)}}}
+	}
+	if err := p.st.SetWorkspacePlan(ctx, workspace, name); err != nil {
+		return err
+	}
+	p.Forget(workspace)
+	return nil
+}
+
+// Forget drops the cached plan of workspace, for a plan changed by other
+// means (an operator command on the same database, say).
+func (p *Plans) Forget(workspace string) {
+	p.mu.Lock()
+	delete(p.m, workspace)
+	p.mu.Unlock()
+}
+
+// arm makes sure the current epoch ends within a TTL.
+func (p *Plans) arm() {
+	if p.armed.CompareAndSwap(false, true) {
+		time.AfterFunc(p.ttl, func() {
+			p.epoch.Add(1)
+			p.armed.Store(false)
+		})
+	}
+}

@@ -1,0 +1,12 @@
+package store_test
+
+import (
+	"github.com/smartlite/crmkit/integration"
+	"github.com/smartlite/crmkit/store"
+)
+
+// The store is what the facade's two persistence seams take.
+var (
+	_ integration.Store    = (*store.Store)(nil)
+	_ integration.JobQueue = (*store.Store)(nil)
+)
