@@ -13,12 +13,24 @@
 // # Public interfaces
 //
 // Four small interfaces are the seams a host can replace: RecordPipeline
-// (the one path every record write takes; *records.Pipeline by default),
-// Store (persistence; *store.Store on Postgres or SQLite), Signer (webhook
-// signatures; webhook.HMACSigner) and Poller (one page of an external API,
-// for pull connectors). A host with its own record service passes it as
-// Config.Pipeline and reports the changes it makes outside crmkit with
-// Service.Publish, inside its own transaction.
+// (the one path every record write takes, batches included;
+// *records.Pipeline by default), Store (persistence; *store.Store on
+// Postgres or SQLite), Signer (webhook signatures; webhook.HMACSigner) and
+// Poller (one page of an external API, for pull connectors). Signer and
+// Poller are aliases of the interfaces outbound and connector define, the
+// packages that consume them. JobQueue, which makes the job client on the
+// store's database, is a seam of its own; *store.Store is one. A host with
+// its own record service passes it as Config.Pipeline and reports the
+// changes it makes outside crmkit with Service.Publish, inside its own
+// transaction. integration links no database driver: a host with its own
+// Store pulls in no bun, pgx or SQLite.
+//
+// # Features
+//
+// A Service is built from features (records, keys, audit, webhooks), each
+// contributing its routes, their OpenAPI schemas, its workers and its
+// periodic jobs. New lists them explicitly; nothing is registered in package
+// state, so two Services in one process share nothing.
 //
 // # REST API v1
 //
@@ -79,16 +91,17 @@
 //
 // A route with a scope runs behind apikey.Authenticate, then the rate
 // limiter (ratelimit, keyed by key id, the limit picked by the plan of the
-// key's workspace), then apikey.RequireScope. The plan is read through a
-// cache of Config.PlanCacheTTL (2 s), so a plan change applies without a
-// restart; Service.InvalidatePlan applies it at once on this replica. Every
+// key's workspace), then apikey.RequireScope. The plan is read through the
+// records.Plans the default pipeline's record cap reads too, cached for
+// Config.PlanCacheTTL (2 s), so a plan change applies without a restart;
+// Service.SetPlan applies it to both at once on this replica. Every
 // request, authenticated or not, gets one structured access log line with
 // the method, route pattern, status, size, duration and key id, and never
 // the key, a header or the query string.
 //
 // # Background jobs
 //
-// Start creates the River client on the store's database with the workers
-// and periodic jobs features register, and starts it; Stop stops it after
+// Start creates the River client on the store's database (Config.Jobs)
+// with the workers and periodic jobs of the features, and starts it; Stop stops it after
 // the HTTP server has drained, and waits for pending key bookkeeping.
 package integration

@@ -7,6 +7,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/connector"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/webhook/outbound"
 )
@@ -45,8 +46,9 @@ type RecordPipeline interface {
 	// and the items that did not fail answer records.ErrBatchAborted; with
 	// DryRun everything runs and nothing is kept, so the results are those
 	// a real run would give. Bulk jobs, imports, inbound webhooks and
-	// connectors all write through it. The error is for the batch as a
-	// whole (a database outage); per-item failures are in the results.
+	// connectors all write through it. Per-item failures are in the
+	// results; the error reports the batch as a whole: a database outage,
+	// or, with AllOrNone, the row that stopped it.
 	Batch(ctx context.Context, items []records.BatchItem, opts records.BatchOptions) ([]records.BatchResult, error)
 }
 
@@ -87,16 +89,7 @@ type JobQueue interface {
 // consumes it, and webhook.HMACSigner is the default.
 type Signer = outbound.Signer
 
-// Poller fetches external records for a pull connector, one page per call.
-//
-// Poll answers the records after cursor ("" for the very first page) and the
-// cursor to pass next time. A next cursor equal to the one given means there
-// is nothing more for now; the connector checkpoints next only after every
-// record of the page went through the pipeline, so a crash between pages
-// repeats at most one page (writes are upserts by external id, so a repeat
-// is harmless). Errors are retried by the connector with backoff; a Poller
-// that knows when to retry (HTTP 429 or 503 with Retry-After) says so by
-// returning an error that has a RetryAfter() time.Duration method.
-type Poller interface {
-	Poll(ctx context.Context, cursor string) (items []records.Fields, next string, err error)
-}
+// Poller fetches one page of an external API's records for a pull
+// connector; package connector consumes it and documents its contract, and
+// its HTTP JSON poller is the default.
+type Poller = connector.Poller

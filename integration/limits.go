@@ -23,11 +23,24 @@ type RateLimitStoreFactory = func(tokens uint64, interval time.Duration) (limite
 // key's workspace's plan, read through the Plans the pipeline's record cap
 // reads too, so a plan change applies to both at once.
 func (s *Service) newLimiter() (*ratelimit.Limiter, error) {
+	limits := ratelimit.LimitsOf(s.plans.Catalog())
+	// A workspace on a plan without a limit of its own takes starter's, or
+	// the first limited plan's when there is no starter.
+	def := records.PlanStarter
+	if _, ok := limits[def]; !ok {
+		for _, p := range s.plans.Catalog() {
+			if p.RequestsPerMinute > 0 {
+				def = p.Name
+				break
+			}
+		}
+	}
 	return ratelimit.New(ratelimit.Config{
-		Limits:   ratelimit.LimitsOf(s.plans.Catalog()),
-		NewStore: s.cfg.RateLimitStore,
-		Clock:    s.clock,
-		Logger:   s.log,
+		Limits:      limits,
+		DefaultPlan: def,
+		NewStore:    s.cfg.RateLimitStore,
+		Clock:       s.clock,
+		Logger:      s.log,
 		Key: func(r *http.Request) (string, string, bool) {
 			p, ok := apikey.PrincipalFrom(r.Context())
 			if !ok {

@@ -40,8 +40,10 @@ type Config struct {
 	// Plans are the subscription plans, each with its record cap and its
 	// requests per minute. Default records.DefaultPlans(): starter 10,000
 	// records and 60 requests a minute, pro 1,000,000 and 600, enterprise
-	// no cap and 6,000. A workspace on a plan not listed gets starter's
-	// rate limit and may not create records.
+	// no cap and 6,000. A workspace on a plan not listed, or on one with no
+	// RequestsPerMinute, gets starter's rate limit (or the first limited
+	// plan's); one on a plan not listed may not create records. At least
+	// one plan needs a rate limit.
 	Plans []records.Plan
 	// Logger receives the access log and errors. Default slog.Default().
 	Logger *slog.Logger

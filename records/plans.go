@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,8 @@ type Plan struct {
 	// MaxRecords caps the records a workspace may hold; 0 means no cap.
 	MaxRecords int64 `json:"max_records"`
 	// RequestsPerMinute is what each API key of a workspace on the plan may
-	// make. 0 means the plan is not rate limited.
+	// make. 0 means the plan has no limit of its own and takes the default
+	// plan's (starter's, when there is one).
 	RequestsPerMinute uint64 `json:"requests_per_minute"`
 }
 
@@ -63,6 +65,7 @@ var ErrUnknownPlan = errors.New("unknown plan")
 type Plans struct {
 	st      PlanStore
 	catalog map[string]Plan
+	order   []Plan
 	ttl     time.Duration
 
 	epoch atomic.Uint64
@@ -105,18 +108,13 @@ func NewPlans(st PlanStore, catalog []Plan, ttl time.Duration) (*Plans, error) {
 			return nil, fmt.Errorf("records: plan %s is listed twice", pl.Name)
 		}
 		p.catalog[pl.Name] = pl
+		p.order = append(p.order, pl)
 	}
 	return p, nil
 }
 
-// Catalog answers every plan, in no particular order.
-func (p *Plans) Catalog() []Plan {
-	out := make([]Plan, 0, len(p.catalog))
-	for _, pl := range p.catalog {
-		out = append(out, pl)
-	}
-	return out
-}
+// Catalog answers every plan, in the order NewPlans was given them.
+func (p *Plans) Catalog() []Plan { return slices.Clone(p.order) }
 
 // Lookup answers the plan of that name.
 func (p *Plans) Lookup(name string) (Plan, bool) {
