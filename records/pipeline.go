@@ -115,10 +115,6 @@ func (p *Pipeline) Object(name string) (*Object, bool) { return p.vd.Object(name
 // Objects answers every configured object, ordered by name.
 func (p *Pipeline) Objects() []*Object { return p.vd.Objects() }
 
-// Validator answers the pipeline's compiled schemas, to check fields without
-// writing (an import's preview, say).
-func (p *Pipeline) Validator() *Validator { return p.vd }
-
 // Create validates and stores a new record.
 func (p *Pipeline) Create(ctx context.Context, w Write) (*Record, error) {
 	r, _, err := p.one(ctx, OpInsert, w)

@@ -89,12 +89,6 @@ type Tx struct {
 
 type txKey struct{}
 
-// Bun answers the bun transaction, for storage code that must write in it.
-func (t *Tx) Bun() bun.Tx { return t.tx }
-
-// SQLTx answers the database/sql transaction, for River's InsertTx.
-func (t *Tx) SQLTx() *sql.Tx { return t.tx.Tx }
-
 // InTx runs fn in one transaction. The context fn receives carries the
 // transaction: the store's reads called with it (GetRecord and the others)
 // read inside the transaction, which matters on SQLite, where a read on
@@ -109,9 +103,6 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx record
 		return fn(context.WithValue(ctx, txKey{}, t), t.asRecordsTx())
 	})
 }
-
-// TxFrom answers the transaction InTx put in ctx, or nil.
-func (s *Store) TxFrom(ctx context.Context) *Tx { return s.txFrom(ctx) }
 
 func (s *Store) txFrom(ctx context.Context) *Tx {
 	if t, ok := ctx.Value(txKey{}).(*Tx); ok && t.s == s {
