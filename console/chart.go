@@ -1,0 +1,171 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/smartlite/crmkit/webhook/outbound"
+)
+
+// The chart counts an endpoint's deliveries of the last 24 hours by the
+// hour they were created, split by status. It reads at most chartCap of
+// them (the log's newest first), which bounds the page's cost for a busy
+// endpoint; the chart then says it shows only those.
+const (
+	chartHours = 24
+	chartPage  = 200
+	chartCap   = 10 * chartPage
+)
+
+// Geometry of the SVG, in its own units; CSS scales it to the page width.
+const (
+	chartWidth  = 720.0
+	chartHeight = 200.0
+	chartLeft   = 36.0
+	chartRight  = 8.0
+	chartTop    = 10.0
+	chartBottom = 24.0
+)
+
+type chart struct {
+	Width, Height    float64
+	PlotTop, PlotEnd float64 // y of the plot's top and baseline
+	Left, Right      float64 // x of the plot's edges
+	Bars             []chartBar
+	XLabels          []chartLabel
+	YLabels          []chartLabel
+	Total, Failed    int
+	// Capped says older deliveries of the period were left out.
+	Capped bool
+}
+
+type chartBar struct {
+	Title string
+	Rects []chartRect
+}
+
+type chartRect struct {
+	X, Y, W, H float64
+	Class      string
+}
+
+type chartLabel struct {
+	X, Y float64
+	Text string
+	// LineY is the y of a y label's grid line.
+	LineY float64
+}
+
+type chartBucket struct{ succeeded, failed, pending int }
+
+func (b chartBucket) total() int { return b.succeeded + b.failed + b.pending }
+
+func (h *handler) chart(r *http.Request, ws, endpointID string, now time.Time) (chart, error) {
+	now = now.UTC()
+	start := now.Truncate(time.Hour).Add(-(chartHours - 1) * time.Hour)
+	var buckets [chartHours]chartBucket
+	q := outbound.DeliveryQuery{Workspace: ws, EndpointID: endpointID, Limit: chartPage}
+	c := chart{}
+	read := 0
+	for {
+		ds, next, err := h.webhooks.Deliveries(r.Context(), q)
+		if err != nil {
+			return c, err
+		}
+		done := next == ""
+		for _, d := range ds {
+			if d.CreatedAt.Before(start) {
+				done = true
+				break
+			}
+			i := int(d.CreatedAt.Sub(start) / time.Hour)
+			if i >= chartHours {
+				continue
+			}
+			switch d.Status {
+			case outbound.StatusSucceeded:
+				buckets[i].succeeded++
+			case outbound.StatusFailed:
+				buckets[i].failed++
+			default:
+				buckets[i].pending++
+			}
+		}
+		read += len(ds)
+		if done {
+			break
+		}
+		if read >= chartCap {
+			c.Capped = true
+			break
+		}
+		q.Before = next
+	}
+	return layoutChart(buckets[:], start), nil
+}
+
+// layoutChart places one stacked bar per hour: succeeded at the bottom,
+// then failed, then pending.
+func layoutChart(buckets []chartBucket, start time.Time) chart {
+	c := chart{Width: chartWidth, Height: chartHeight, PlotTop: chartTop, PlotEnd: chartHeight - chartBottom,
+		Left: chartLeft, Right: chartWidth - chartRight}
+	peak := 0
+	for _, b := range buckets {
+		peak = max(peak, b.total())
+		c.Total += b.total()
+		c.Failed += b.failed
+	}
+	top := niceCeil(peak)
+	plotH := c.PlotEnd - c.PlotTop
+	slot := (c.Right - c.Left) / float64(len(buckets))
+	for i, b := range buckets {
+		from := start.Add(time.Duration(i) * time.Hour)
+		bar := chartBar{Title: fmt.Sprintf("%s–%s UTC: %d deliveries, %d succeeded, %d failed, %d pending",
+			from.Format("15:04"), from.Add(time.Hour).Format("15:04"), b.total(), b.succeeded, b.failed, b.pending)}
+		x := c.Left + float64(i)*slot + slot*0.15
+		y := c.PlotEnd
+		for _, part := range []struct {
+			n     int
+			class string
+		}{{b.succeeded, "ok"}, {b.failed, "fail"}, {b.pending, "pending"}} {
+			if part.n == 0 {
+				continue
+			}
+			hgt := plotH * float64(part.n) / float64(top)
+			y -= hgt
+			bar.Rects = append(bar.Rects, chartRect{X: round1(x), Y: round1(y), W: round1(slot * 0.7), H: round1(hgt), Class: part.class})
+		}
+		// An empty hour still gets a hover target with its title.
+		if len(bar.Rects) == 0 {
+			bar.Rects = []chartRect{{X: round1(x), Y: c.PlotTop, W: round1(slot * 0.7), H: plotH, Class: "empty"}}
+		}
+		c.Bars = append(c.Bars, bar)
+		if i%6 == 0 {
+			c.XLabels = append(c.XLabels, chartLabel{X: round1(x + slot*0.35), Y: chartHeight - 6, Text: from.Format("15:04")})
+		}
+	}
+	for _, v := range []int{0, top / 2, top} {
+		y := c.PlotEnd - plotH*float64(v)/float64(top)
+		c.YLabels = append(c.YLabels, chartLabel{X: c.Left - 6, Y: round1(y + 4), LineY: round1(y), Text: fmt.Sprint(v)})
+	}
+	return c
+}
+
+// niceCeil answers the axis top for a peak: the peak rounded up to 2, 4, 6,
+// 8 or 10 times a power of ten, so that the axis's middle label is a whole
+// number too.
+func niceCeil(n int) int {
+	if n <= 2 {
+		return 2
+	}
+	for step := 1; ; step *= 10 {
+		for _, m := range []int{2, 4, 6, 8, 10} {
+			if n <= m*step {
+				return m * step
+			}
+		}
+	}
+}
+
+func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }

@@ -1,0 +1,72 @@
+// Package console is crmkit's admin web console: the product guide's
+// Integrations screens (API Keys, Webhooks with their delivery log, the
+// audit log) as server-rendered pages, in one http.Handler a host mounts.
+//
+//	h, err := console.New(console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st})
+//	mux.Handle("/", h)
+//
+// # Features
+//
+// The console consumes small interfaces it defines (Keys, Webhooks,
+// AuditLog), which crmkit's own services satisfy. Keys is required; a nil
+// Webhooks or Audit leaves its pages and navigation entry out, and the
+// features still to come (inbound sources, connectors, imports) will plug
+// in the same way, as further optional Config fields.
+//
+// # Signing in
+//
+// By default a person signs in by pasting an API key with the ADMIN scope.
+// The key is verified once and exchanged for a server-side session: the
+// browser keeps only a random 32-byte session token in a cookie (HttpOnly,
+// SameSite=Strict, Secure over TLS or with Config.SecureCookie), and the
+// SessionStore keeps only the token's SHA-256. The key is sent in the body
+// of one POST, never in a URL; it is never rendered back, not even into
+// the form when it is refused, and never logged. A session ends after
+// Config.IdleTimeout without use (default 30 minutes), Config.MaxAge after
+// sign-in (default 12 hours), on sign-out, or as soon as its key is revoked
+// or expires. Sessions live in this process's memory unless
+// Config.Sessions holds a shared SessionStore.
+//
+// A host with its own sign-in sets Config.Authenticator, which answers the
+// workspace and actor of each request; the console then has no sign-in or
+// sign-out page and sends strangers to Config.SignInURL.
+//
+// Every page shows the signed-in workspace's data only: each service call
+// names that workspace, and another workspace's key, endpoint or delivery
+// id answers 404 as if it did not exist.
+//
+// # Forms and CSRF
+//
+// Every form works without JavaScript and carries a CSRF token, checked on
+// every POST: the session's random token, or for an Authenticator's
+// identities a MAC of the identity (see Identity.Session). Cross-site
+// POSTs that browsers label as such are refused even before that, by
+// net/http's CrossOriginProtection. Errors a service answers about a field
+// (*records.ValidationError) are shown beside that field, with the
+// entered values kept; conflicts are shown at the top of the form.
+//
+// Pages are sent with Cache-Control: no-store and a Content-Security-Policy
+// that allows only the console's own scripts and styles. The embedded htmx
+// (static/htmx.min.js, htmx.org 2.x) updates the delivery log in place when
+// it is filtered; without it the same form reloads the page.
+//
+// # One-time secrets
+//
+// A new key's plaintext and a new webhook secret appear once, in the
+// answer to the POST that made them, with a copy button (shown only when
+// JavaScript runs; the text can be selected either way). Nothing keeps
+// them afterwards.
+//
+// # Webhooks
+//
+// The list shows each endpoint's health: its last successful delivery and
+// the share of failures among its last 50 finished deliveries. An
+// endpoint's page has the test send, enable or disable, secret rotation
+// (the old secret keeps signing for a grace period), replay of the failed
+// deliveries since a time, a chart of the last 24 hours' deliveries by
+// hour and status (server-rendered SVG, counting at most the latest 2,000
+// deliveries), and the delivery log, filtered by status and creation time,
+// with each attempt's status code, duration, trigger, response headers and
+// body or network error, and a Redeliver button. A condition's value is
+// compared as text. Times are shown and entered in UTC.
+package console
