@@ -7,11 +7,9 @@ import (
 	"net/http"
 )
 
-func init() {
-	register("get", scenario{
-		description: "authenticated GETs of one record by a READ+WRITE key",
-		run:         runGet,
-	})
+var getScenario = scenario{
+	description: "authenticated GETs of one record by a READ+WRITE key",
+	run:         runGet,
 }
 
 // runGet creates a READ+WRITE key and an opportunity with it, then fetches

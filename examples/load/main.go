@@ -52,10 +52,12 @@ type scenario struct {
 	run         func(ctx context.Context, t *target, o options) (map[string]any, error)
 }
 
-var scenarios = map[string]scenario{}
-
-// register adds a scenario; each scenario file calls it from init.
-func register(name string, s scenario) { scenarios[name] = s }
+// scenarios are the loads the command can run, each defined in its own file.
+var scenarios = map[string]scenario{
+	"get":           getScenario,
+	"webhooks":      webhooksScenario,
+	"webhooks-push": webhooksPushScenario,
+}
 
 // options are the command's settings.
 type options struct {

@@ -17,25 +17,24 @@ import (
 	"github.com/riverqueue/river"
 )
 
-func init() {
-	register("webhooks", scenario{
-		description: "record updates at -rate per second (default 200) to one webhook endpoint on a loopback receiver; " +
-			"deliveries/s and commit-to-receipt latency",
-		run: func(ctx context.Context, t *target, o options) (map[string]any, error) {
-			if o.rate <= 0 {
-				o.rate = 200
-			}
-			return runWebhooks(ctx, t, o, false)
-		},
-	})
-	register("webhooks-push", scenario{
-		description: "record updates as fast as -concurrency writers go, to one webhook endpoint on a loopback receiver; " +
-			"sustained deliveries/s (in-process, fan-out is paused while the writers build a backlog, then resumed, and " +
-			"drain_deliveries_per_s is the rate the backlog is delivered at)",
-		run: func(ctx context.Context, t *target, o options) (map[string]any, error) {
-			return runWebhooks(ctx, t, o, true)
-		},
-	})
+var webhooksScenario = scenario{
+	description: "record updates at -rate per second (default 200) to one webhook endpoint on a loopback receiver; " +
+		"deliveries/s and commit-to-receipt latency",
+	run: func(ctx context.Context, t *target, o options) (map[string]any, error) {
+		if o.rate <= 0 {
+			o.rate = 200
+		}
+		return runWebhooks(ctx, t, o, false)
+	},
+}
+
+var webhooksPushScenario = scenario{
+	description: "record updates as fast as -concurrency writers go, to one webhook endpoint on a loopback receiver; " +
+		"sustained deliveries/s (in-process, fan-out is paused while the writers build a backlog, then resumed, and " +
+		"drain_deliveries_per_s is the rate the backlog is delivered at)",
+	run: func(ctx context.Context, t *target, o options) (map[string]any, error) {
+		return runWebhooks(ctx, t, o, true)
+	},
 }
 
 // hookSink is the loopback receiver: it notes when each event arrives and
