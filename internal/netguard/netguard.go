@@ -136,7 +136,11 @@ func (p Policy) Check(addr netip.Addr) error {
 }
 
 func blocked(addr netip.Addr, reason string) error {
-	return fmt.Errorf("%w: %s is a %s address", ErrBlocked, addr, reason)
+	article := "a"
+	if strings.ContainsRune("aeiou", rune(reason[0])) {
+		article = "an"
+	}
+	return fmt.Errorf("%w: %s is %s %s address", ErrBlocked, addr, article, reason)
 }
 
 var (
