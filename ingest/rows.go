@@ -143,6 +143,9 @@ type budgetReader struct {
 	n     int64   // bytes read so far
 	max   int64   // read no further than this offset
 	track bool    // keep nl for lineAt
+	// mark, when not negative, asks for the offset of the first byte at or
+	// after it that is not a comma or a space, answered in hit.
+	mark, hit int64
 	nl    []int64 // offsets of newlines at or after the last lineAt offset
 	lines int     // newlines before the last lineAt offset
 }
@@ -155,6 +158,11 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 		p = p[:rest]
 	}
 	n, err := b.r.Read(p)
+	for i := max(0, b.mark-b.n); b.mark >= 0 && i < int64(n); i++ {
+		if strings.IndexByte(", \t\r\n", p[i]) < 0 {
+			b.hit, b.mark = b.n+i, -1
+		}
+	}
 	for i := 0; b.track && i < n; {
 		j := bytes.IndexByte(p[i:n], '\n')
 		if j < 0 {
@@ -204,7 +212,7 @@ type jsonRows struct {
 func NewJSONRows(r io.Reader, opts RowOptions) RowReader {
 	br := bufio.NewReader(r)
 	skipBOM(br)
-	b := &budgetReader{r: br, track: true}
+	b := &budgetReader{r: br, track: true, mark: -1}
 	d := json.NewDecoder(b)
 	d.UseNumber()
 	return &jsonRows{dec: d, br: b, max: opts.maxRow()}
@@ -267,20 +275,32 @@ func (j *jsonRows) Next() (Row, error) {
 		j.err = io.EOF
 		return Row{}, io.EOF
 	}
-	start := j.dec.InputOffset()
+	// The row's line is the line its value starts on, past the comma and
+	// spaces the decoder has not consumed yet: in its buffer, or else in
+	// what it reads next.
+	start, found := j.dec.InputOffset(), false
 	if buf, ok := j.dec.Buffered().(io.ByteReader); ok {
-		// Skip the comma and spaces the decoder has not consumed yet, so
-		// that the row's line is the line its value starts on.
-		for c, err := buf.ReadByte(); err == nil && strings.IndexByte(", \t\r\n", c) >= 0; c, err = buf.ReadByte() {
+		for c, err := buf.ReadByte(); err == nil; c, err = buf.ReadByte() {
+			if found = strings.IndexByte(", \t\r\n", c) < 0; found {
+				break
+			}
 			start++
 		}
 	}
-	line := j.br.lineAt(start)
+	if !found {
+		j.br.mark, j.br.hit = start, -1
+	}
 	j.budget()
 	var v any
-	if err := j.dec.Decode(&v); err != nil {
+	err := j.dec.Decode(&v)
+	if !found && j.br.hit >= 0 {
+		start = j.br.hit
+	}
+	j.br.mark = -1
+	if err != nil {
 		return j.syntax(err)
 	}
+	line := j.br.lineAt(start)
 	j.n++
 	row := Row{Num: j.n, Line: line}
 	if j.dec.InputOffset()-start > int64(j.max) {
@@ -498,7 +518,7 @@ func NewCSVRows(r io.Reader, opts RowOptions) RowReader {
 func newCSV(r io.Reader, max int) *csvRows {
 	br := bufio.NewReader(r)
 	skipBOM(br)
-	b := &budgetReader{r: br}
+	b := &budgetReader{r: br, mark: -1}
 	cr := csv.NewReader(b)
 	cr.FieldsPerRecord = -1
 	return &csvRows{cr: cr, br: b, max: max}
