@@ -69,11 +69,11 @@ func (h *handler) chart(r *http.Request, ws, endpointID string, now time.Time) (
 	c := chart{}
 	read := 0
 	for {
-		ds, next, err := h.webhooks.Deliveries(r.Context(), q)
+		ds, err := h.webhooks.Deliveries(r.Context(), q)
 		if err != nil {
 			return c, err
 		}
-		done := next == ""
+		done := len(ds) < chartPage
 		for _, d := range ds {
 			if d.CreatedAt.Before(start) {
 				done = true
@@ -100,7 +100,7 @@ func (h *handler) chart(r *http.Request, ws, endpointID string, now time.Time) (
 			c.Capped = true
 			break
 		}
-		q.Before = next
+		q.Before = ds[len(ds)-1].ID
 	}
 	return layoutChart(buckets[:], start), nil
 }

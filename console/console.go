@@ -27,9 +27,9 @@ type Keys interface {
 	Create(ctx context.Context, workspace, name string, scopes []apikey.Scope, expiresAt *time.Time) (apikey.Key, string, error)
 	// Get answers one key's metadata.
 	Get(ctx context.Context, workspace, id string) (apikey.Key, error)
-	// List answers a page of keys after cursor and the next page's cursor
-	// ("" on the last).
-	List(ctx context.Context, workspace, cursor string, limit int) ([]apikey.Key, string, error)
+	// List answers up to limit keys with an id after the given one (""
+	// for the first), oldest first.
+	List(ctx context.Context, workspace, after string, limit int) ([]apikey.Key, error)
 	// Revoke ends a key now.
 	Revoke(ctx context.Context, workspace, id string) (apikey.Key, error)
 	// Rotate issues a replacement key, answering its plaintext, and lets the
@@ -49,9 +49,9 @@ type Keys interface {
 type Webhooks interface {
 	// Create registers an endpoint and answers its secret, shown once.
 	Create(ctx context.Context, workspace string, in outbound.EndpointInput) (*outbound.Endpoint, string, error)
-	// List answers a page of endpoints after the id after, and the next
-	// page's cursor ("" on the last).
-	List(ctx context.Context, workspace, after string, limit int) ([]*outbound.Endpoint, string, error)
+	// List answers up to limit endpoints with an id after the given one
+	// ("" for the first), in id order.
+	List(ctx context.Context, workspace, after string, limit int) ([]*outbound.Endpoint, error)
 	Get(ctx context.Context, workspace, id string) (*outbound.Endpoint, error)
 	// Update changes the settings apply edits.
 	Update(ctx context.Context, workspace, id string, apply func(in *outbound.EndpointInput) error) (*outbound.Endpoint, error)
@@ -60,9 +60,9 @@ type Webhooks interface {
 	RotateSecret(ctx context.Context, workspace, id string, grace time.Duration) (*outbound.Endpoint, string, error)
 	// SendTest sends a sample event now and answers the attempt.
 	SendTest(ctx context.Context, workspace, id string) (*outbound.Attempt, error)
-	// Deliveries answers a page of deliveries with their attempts, newest
-	// first, and the next page's cursor.
-	Deliveries(ctx context.Context, q outbound.DeliveryQuery) ([]*outbound.Delivery, string, error)
+	// Deliveries answers up to q.Limit deliveries with their attempts,
+	// newest first, older than q.Before when it is set.
+	Deliveries(ctx context.Context, q outbound.DeliveryQuery) ([]*outbound.Delivery, error)
 	// Delivery answers one delivery with its attempts.
 	Delivery(ctx context.Context, workspace, id string) (*outbound.Delivery, error)
 	// Redeliver sends a delivery again.
@@ -292,4 +292,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	}
 	h.root.ServeHTTP(w, r)
+}
+
+// paged cuts a list read with one item more than limit down to limit, and
+// answers the cursor of the next page: the id of the last item kept, ""
+// when there was no more.
+func paged[T any](items []T, limit int, id func(T) string) ([]T, string) {
+	if len(items) <= limit {
+		return items, ""
+	}
+	items = items[:limit]
+	return items, id(items[limit-1])
 }

@@ -59,10 +59,11 @@ type keysData struct {
 
 func (h *handler) keysPage(w http.ResponseWriter, r *http.Request, req *request) error {
 	cursor := r.URL.Query().Get("cursor")
-	keys, next, err := h.keys.List(r.Context(), req.id.Workspace, cursor, pageSize)
+	keys, err := h.keys.List(r.Context(), req.id.Workspace, cursor, pageSize+1)
 	if err != nil {
 		return err
 	}
+	keys, next := paged(keys, pageSize, func(k apikey.Key) string { return k.ID })
 	d := keysData{Cursor: cursor, Next: next}
 	for _, k := range keys {
 		d.Keys = append(d.Keys, h.keyRow(k, req))

@@ -51,14 +51,14 @@ func (hl health) FailureRate() float64 {
 
 func (h *handler) health(r *http.Request, ws, id string) (health, error) {
 	var hl health
-	ok, _, err := h.webhooks.Deliveries(r.Context(), outbound.DeliveryQuery{Workspace: ws, EndpointID: id, Status: outbound.StatusSucceeded, Limit: 1})
+	ok, err := h.webhooks.Deliveries(r.Context(), outbound.DeliveryQuery{Workspace: ws, EndpointID: id, Status: outbound.StatusSucceeded, Limit: 1})
 	if err != nil {
 		return hl, err
 	}
 	if len(ok) > 0 {
 		hl.LastSuccess = ok[0].LastAttemptAt
 	}
-	recent, _, err := h.webhooks.Deliveries(r.Context(), outbound.DeliveryQuery{Workspace: ws, EndpointID: id, Limit: recentDeliveries})
+	recent, err := h.webhooks.Deliveries(r.Context(), outbound.DeliveryQuery{Workspace: ws, EndpointID: id, Limit: recentDeliveries})
 	if err != nil {
 		return hl, err
 	}
@@ -87,10 +87,11 @@ type webhooksData struct {
 
 func (h *handler) webhooksPage(w http.ResponseWriter, r *http.Request, req *request) error {
 	cursor := r.URL.Query().Get("cursor")
-	eps, next, err := h.webhooks.List(r.Context(), req.id.Workspace, cursor, pageSize)
+	eps, err := h.webhooks.List(r.Context(), req.id.Workspace, cursor, pageSize+1)
 	if err != nil {
 		return err
 	}
+	eps, next := paged(eps, pageSize, func(e *outbound.Endpoint) string { return e.ID })
 	d := webhooksData{Cursor: cursor, Next: next}
 	for _, e := range eps {
 		hl, err := h.health(r, req.id.Workspace, e.ID)
@@ -270,11 +271,12 @@ func (h *handler) showEndpoint(w http.ResponseWriter, r *http.Request, req *requ
 		}
 		since = t
 	}
-	ds, next, err := h.webhooks.Deliveries(ctx, outbound.DeliveryQuery{Workspace: ws, EndpointID: e.ID,
-		Status: d.Filter.Status, Before: d.Filter.Before, Limit: pageSize})
+	ds, err := h.webhooks.Deliveries(ctx, outbound.DeliveryQuery{Workspace: ws, EndpointID: e.ID,
+		Status: d.Filter.Status, Before: d.Filter.Before, Limit: pageSize + 1})
 	if err != nil {
 		return err
 	}
+	ds, next := paged(ds, pageSize, deliveryID)
 	// The log is newest first, so the first delivery older than since ends
 	// it.
 	if i := slices.IndexFunc(ds, func(d *outbound.Delivery) bool { return d.CreatedAt.Before(since) }); i >= 0 {
@@ -424,3 +426,5 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, req *request
 	http.Redirect(w, r, h.base+"/deliveries/"+url.PathEscape(d.ID)+"?notice=redelivered", http.StatusSeeOther)
 	return nil
 }
+
+func deliveryID(d *outbound.Delivery) string { return d.ID }
