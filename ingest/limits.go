@@ -72,8 +72,10 @@ func (l Limits) withDefaults() Limits {
 
 // ErrRefused is matched by every error that refuses a file for what it is
 // rather than for a fault of the server: not a workbook, encrypted,
-// corrupt, or over a limit (*LimitError). An API answers it with a 4xx:
-// 413 for a *LimitError, 400 or 422 otherwise.
+// corrupt, no such sheet, no header, or over a limit (*LimitError). An API
+// answers it with a 4xx: 413 for a *LimitError, 400 or 422 otherwise.
+// ErrMalformed (input that does not parse) and ErrMapping are the client's
+// errors too.
 var ErrRefused = errors.New("file refused")
 
 // refusal is a sentinel that also matches ErrRefused.

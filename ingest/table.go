@@ -50,8 +50,8 @@ type Table interface {
 }
 
 // ErrNoHeader: the table has no header row (the file ends before it, or it
-// names no column).
-var ErrNoHeader = errors.New("no header row")
+// names no column). It matches ErrRefused.
+var ErrNoHeader error = refusal("no header row")
 
 // TableOptions say what to read of a table file.
 type TableOptions struct {

@@ -3,8 +3,11 @@ package ingest
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"slices"
@@ -285,22 +288,39 @@ func partLimit(name string, lim Limits, at string) *LimitError {
 	return &LimitError{Limit: "part size", Max: lim.PartSize, At: at}
 }
 
-// checkPart unpacks one part, counting its bytes against the limits (the
-// directory's sizes are the zip's claim; these are the facts) and scanning
-// a worksheet's rows and cells.
+// checkPart unpacks one part, counting its bytes against the limits and
+// scanning a worksheet's rows and cells. It decompresses the raw data
+// itself rather than through zip.File.Open, which stops at the size the
+// directory declares: here the declared size is the zip's claim, and the
+// bytes unpacked are the fact. A part whose bytes differ from its declared
+// size or checksum is corrupt.
 func checkPart(zf *zip.File, lim Limits, unpacked *int64) error {
 	if zf.FileInfo().IsDir() {
 		return nil
 	}
 	name := partName(zf.Name)
-	rc, err := zf.Open()
+	raw, err := zf.OpenRaw()
 	if err != nil {
 		return fmt.Errorf("ingest: %w: %s: %v", ErrCorrupt, zf.Name, err)
 	}
-	defer rc.Close()
-	pr := &partReader{r: rc, total: unpacked, lim: lim, max: partMax(name, lim), name: name, at: zf.Name}
+	var data io.Reader
+	switch zf.Method {
+	case zip.Store:
+		data = raw
+	case zip.Deflate:
+		fr := flate.NewReader(raw)
+		defer fr.Close()
+		data = fr
+	default:
+		return fmt.Errorf("ingest: %w: %s: compression method %d", ErrCorrupt, zf.Name, zf.Method)
+	}
+	pr := &partReader{r: data, crc: crc32.NewIEEE(), total: unpacked, lim: lim, max: partMax(name, lim), name: name, at: zf.Name}
 	if isWorksheet(name) {
 		err = scanSheet(pr, lim, zf.Name)
+		if err == nil {
+			// The scan stops at the end of the XML; count what follows.
+			_, err = io.Copy(io.Discard, pr)
+		}
 	} else {
 		_, err = io.Copy(io.Discard, pr)
 	}
@@ -310,6 +330,10 @@ func checkPart(zf *zip.File, lim Limits, unpacked *int64) error {
 		return fmt.Errorf("ingest: %w", le)
 	case err != nil:
 		return fmt.Errorf("ingest: %w: %s: %v", ErrCorrupt, zf.Name, err)
+	case uint64(pr.n) != zf.UncompressedSize64:
+		return fmt.Errorf("ingest: %w: %s unpacks to %d bytes, its directory entry says %d", ErrCorrupt, zf.Name, pr.n, zf.UncompressedSize64)
+	case pr.crc.Sum32() != zf.CRC32:
+		return fmt.Errorf("ingest: %w: %s fails its checksum", ErrCorrupt, zf.Name)
 	}
 	return nil
 }
@@ -317,6 +341,7 @@ func checkPart(zf *zip.File, lim Limits, unpacked *int64) error {
 // partReader counts the bytes one part unpacks to, and all parts together.
 type partReader struct {
 	r     io.Reader
+	crc   hash.Hash32
 	n     int64
 	total *int64
 	max   int64
@@ -327,6 +352,7 @@ type partReader struct {
 
 func (p *partReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
+	p.crc.Write(b[:n])
 	p.n += int64(n)
 	*p.total += int64(n)
 	switch {

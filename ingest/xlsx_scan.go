@@ -130,7 +130,8 @@ func (s *sheetScanner) attributes(want bool) (hasRef bool, err error) {
 	s.ref = s.ref[:0]
 	var (
 		attr  []byte // current attribute name, capped
-		inAtt bool
+		inAtt bool   // after the name's '=', before its value
+		ended bool   // the name was followed by a space
 	)
 	for {
 		c, err := s.br.ReadByte()
@@ -146,17 +147,16 @@ func (s *sheetScanner) attributes(want bool) (hasRef bool, err error) {
 				return hasRef, err
 			}
 			hasRef = hasRef || isRef
-			attr, inAtt = attr[:0], false
+			attr, inAtt, ended = attr[:0], false, false
 		case c == '=':
-			inAtt = len(attr) > 0
+			inAtt, ended = len(attr) > 0, false
 		case isXMLSpace(c) || c == '/':
-			if !inAtt {
-				attr = attr[:0]
-			}
+			ended = len(attr) > 0 && !inAtt
 		default:
-			if inAtt {
-				// A name after '=' without a quote is malformed; start over.
-				attr, inAtt = attr[:0], false
+			if inAtt || ended {
+				// A new name: the last one had no value, or its value no
+				// quotes (malformed; excelize will say so).
+				attr, inAtt, ended = attr[:0], false, false
 			}
 			if len(attr) < 8 {
 				attr = append(attr, c)
