@@ -493,8 +493,8 @@ func TestHTTPPollerBackoff(t *testing.T) {
 		backoff  connector.Backoff
 		calls    int
 		waits    []time.Duration
-		status   int    // of a failure, 0 for success
-		retry    bool   // the failure is a *RetryableError
+		status   int  // of a failure, 0 for success
+		retry    bool // the failure is a *RetryableError
 		contains []string
 	}{
 		{name: "429 with Retry-After seconds",
@@ -510,7 +510,7 @@ func TestHTTPPollerBackoff(t *testing.T) {
 			answers: []func(http.ResponseWriter){status(503, "", "", "maintenance"), status(502, "", "", "")},
 			calls:   3, waits: []time.Duration{time.Second, 2 * time.Second}},
 		{name: "persistent 500 fails with status and body",
-			answers: []func(http.ResponseWriter){status(500, "", "", "boom"), status(500, "", "", "boom"), status(500, "", "", "db down " + big)},
+			answers: []func(http.ResponseWriter){status(500, "", "", "boom"), status(500, "", "", "boom"), status(500, "", "", "db down "+big)},
 			backoff: connector.Backoff{Attempts: 3},
 			calls:   3, waits: []time.Duration{time.Second, 2 * time.Second},
 			status: 500, retry: true, contains: []string{"gave up after 3 attempts", "500 Internal Server Error", "db down xxx"}},
@@ -881,4 +881,3 @@ func TestRetrying(t *testing.T) {
 	require.ErrorContains(t, err, "database busy")
 	require.Equal(t, 1, src.calls)
 }
-
