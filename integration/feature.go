@@ -28,6 +28,7 @@ func (s *Service) buildFeatures() []feature {
 		s.recordsFeature(),
 		s.keysFeature(),
 		s.auditFeature(),
+		s.eventsFeature(),
 		s.webhooksFeature(),
 	}
 }

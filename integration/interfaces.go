@@ -69,6 +69,10 @@ type Store interface {
 	// ListAudit answers the workspace's audit entries in id order: those of
 	// one record when recordID is not "", after the id after, at most limit.
 	ListAudit(ctx context.Context, workspace, recordID, after string, limit int) ([]*records.AuditEntry, error)
+	// EventFeed answers the workspace's events in commit order after the
+	// event q.After (records.ErrNotFound when it names none), filtered by
+	// q.Type and q.Object, at most q.Limit.
+	EventFeed(ctx context.Context, q records.EventQuery) ([]*records.Event, error)
 	// PublishTx stores events and enqueues their fan-out jobs inside tx, a
 	// transaction of the store's own database, so they exist if and only if
 	// tx commits.

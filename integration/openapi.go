@@ -53,6 +53,12 @@ func metaSchemas() map[string]any {
 		"Health": obj("Health of the service.", []string{"status"}, map[string]any{
 			"status": str("ok, or unavailable when the database does not answer.", "enum", []string{"ok", "unavailable"}),
 		}),
+		"Readiness": obj("Readiness of this replica: 503 unless the database answers and its job client runs.",
+			[]string{"status", "database", "jobs"}, map[string]any{
+				"status":   str("", "enum", []string{"ok", "unavailable"}),
+				"database": str("", "enum", []string{"ok", "unavailable"}),
+				"jobs":     str("", "enum", []string{"running", "stopped"}),
+			}),
 		"OpenAPIDocument": obj("An OpenAPI 3.1 document.", nil, nil, "additionalProperties", true),
 	}
 }

@@ -43,6 +43,8 @@ func (s *Service) metaFeature() feature {
 	return feature{name: "meta", schemas: metaSchemas(), routes: []route{
 		{method: "GET", pattern: "/healthz", handle: s.health, summary: "Liveness and database health", id: "health", tag: "meta",
 			status: 200, response: "Health", errors: []int{503}},
+		{method: "GET", pattern: "/readyz", handle: s.ready, summary: "Readiness: the database answers and background jobs run",
+			id: "ready", tag: "meta", status: 200, response: "Readiness", errors: []int{503}},
 		{method: "GET", pattern: "/api/v1/openapi.json", handle: s.openAPI, summary: "This document", id: "openapi", tag: "meta",
 			status: 200, response: "OpenAPIDocument"},
 	}}

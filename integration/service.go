@@ -296,6 +296,30 @@ func (s *Service) health(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// ready answers 200 while the database answers and the job client runs,
+// 503 otherwise: the readiness probe. /healthz, the liveness probe, asks
+// only the database.
+func (s *Service) ready(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	st := readiness{Status: "ok", Database: "ok", Jobs: "running"}
+	code := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "readiness check: database", slog.String("error", err.Error()))
+		st.Database, st.Status, code = "unavailable", "unavailable", http.StatusServiceUnavailable
+	}
+	if s.JobClient() == nil {
+		st.Jobs, st.Status, code = "stopped", "unavailable", http.StatusServiceUnavailable
+	}
+	return writeJSON(w, code, st)
+}
+
+type readiness struct {
+	Status   string `json:"status"`
+	Database string `json:"database"`
+	Jobs     string `json:"jobs"`
+}
+
 // chain wraps a route's handler in its middleware: the access log, then for
 // routes with a scope, Authenticate, the rate limit and RequireScope.
 func (s *Service) chain(rt route) http.Handler {

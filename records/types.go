@@ -202,6 +202,17 @@ type Workspace struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// EventQuery selects events of one workspace for the event feed.
+type EventQuery struct {
+	Workspace string
+	// After is the id of the last event the reader saw; "" reads from the
+	// start.
+	After string
+	// Type and Object keep only events of that type and object, when set.
+	Type, Object string
+	Limit        int
+}
+
 // ListQuery selects records of one object of one workspace.
 type ListQuery struct {
 	Workspace string

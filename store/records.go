@@ -582,16 +582,30 @@ func (s *Store) ListEvents(ctx context.Context, workspace, after string, limit i
 	if err := pageAfter(s.IDB(ctx).NewSelect().Model(&rows), workspace, after, limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list events: %w", err)
 	}
+	return eventsOf(rows)
+}
+
+// eventsOf decodes event rows.
+func eventsOf(rows []eventRow) ([]*records.Event, error) {
 	out := make([]*records.Event, len(rows))
-	for i, row := range rows {
-		e := new(records.Event)
-		if err := json.Unmarshal([]byte(row.Payload), e); err != nil {
-			return nil, fmt.Errorf("store: event %s: %w", row.ID, err)
+	for i := range rows {
+		e, err := rows[i].event()
+		if err != nil {
+			return nil, err
 		}
-		e.Object, e.RecordID = row.Object, row.RecordID
 		out[i] = e
 	}
 	return out, nil
+}
+
+// event decodes the row's payload into the event it stores.
+func (row *eventRow) event() (*records.Event, error) {
+	e := new(records.Event)
+	if err := json.Unmarshal([]byte(row.Payload), e); err != nil {
+		return nil, fmt.Errorf("store: event %s: %w", row.ID, err)
+	}
+	e.Object, e.RecordID = row.Object, row.RecordID
+	return e, nil
 }
 
 // GetEvent answers one event of the workspace, or ErrNotFound.
@@ -604,12 +618,7 @@ func (s *Store) GetEvent(ctx context.Context, workspace, id string) (*records.Ev
 	if err != nil {
 		return nil, fmt.Errorf("store: get event: %w", err)
 	}
-	e := new(records.Event)
-	if err := json.Unmarshal([]byte(row.Payload), e); err != nil {
-		return nil, fmt.Errorf("store: event %s: %w", row.ID, err)
-	}
-	e.Object, e.RecordID = row.Object, row.RecordID
-	return e, nil
+	return row.event()
 }
 
 // ListAudit answers the workspace's audit entries in id order, those of one
