@@ -140,14 +140,14 @@ var errBudget = errors.New("ingest: read budget exceeded")
 // row.
 type budgetReader struct {
 	r     io.Reader
-	n     int64   // bytes read so far
-	max   int64   // read no further than this offset
-	track bool    // keep nl for lineAt
+	n     int64 // bytes read so far
+	max   int64 // read no further than this offset
+	track bool  // keep nl for lineAt
 	// mark, when not negative, asks for the offset of the first byte at or
 	// after it that is not a comma or a space, answered in hit.
 	mark, hit int64
-	nl    []int64 // offsets of newlines at or after the last lineAt offset
-	lines int     // newlines before the last lineAt offset
+	nl        []int64 // offsets of newlines at or after the last lineAt offset
+	lines     int     // newlines before the last lineAt offset
 }
 
 func (b *budgetReader) Read(p []byte) (int, error) {
