@@ -88,3 +88,22 @@ func (s *Store) RecordCount(ctx context.Context, workspace string) (int64, error
 	}
 	return n, nil
 }
+
+// ListWorkspaces answers up to limit workspaces with an id after the given
+// one ("" for the first), in id order: the operator's view of every tenant.
+func (s *Store) ListWorkspaces(ctx context.Context, after string, limit int) ([]*records.Workspace, error) {
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	var rows []workspaceRow
+	if err := s.queryAll(ctx, &rows, listWorkspacesSQL, after, limit); err != nil {
+		return nil, fmt.Errorf("store: list workspaces: %w", err)
+	}
+	out := make([]*records.Workspace, len(rows))
+	for i, row := range rows {
+		out[i] = &records.Workspace{ID: row.ID, Name: row.Name, Plan: row.Plan, CreatedAt: row.CreatedAt.UTC()}
+	}
+	return out, nil
+}
+
+const listWorkspacesSQL = `SELECT id, name, plan, record_count, created_at FROM workspaces WHERE id > $1 ORDER BY id LIMIT $2`

@@ -17,6 +17,20 @@
 //
 // SIGINT or SIGTERM shuts down cleanly: requests in flight finish, then
 // background jobs stop.
+//
+// GET /healthz is the liveness probe (the database answers); GET /readyz the
+// readiness probe (the database answers and this replica's job client runs).
+//
+// Operator commands work on the same database, running servers or not:
+//
+//	server workspace create --name NAME [--plan starter|pro|enterprise]
+//	server workspace list
+//	server workspace set-plan --workspace ID --plan PLAN
+//	server key create --workspace ID --name NAME --scopes READ,WRITE [--expires-in 720h]
+//	server migrate
+//
+// Each takes -db (env CRMKIT_DB). A plan change reaches running servers
+// within their plan cache lifetime (2 s); key create prints the key once.
 package main
 
 import (
@@ -75,6 +89,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.adminKeyFile, "admin-key-file", env("CRMKIT_ADMIN_KEY_FILE", ""), "on first start, also write the admin key to this file, mode 0600 (env CRMKIT_ADMIN_KEY_FILE)")
 	allow, _ := strconv.ParseBool(env("CRMKIT_ALLOW_PRIVATE_WEBHOOKS", "false"))
 	fs.BoolVar(&o.allowPrivateWebhooks, "allow-private-webhooks", allow, "let webhook endpoints target loopback, private and link-local addresses; for local testing only (env CRMKIT_ALLOW_PRIVATE_WEBHOOKS)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: server [flags]   (serve the API)\n       server COMMAND ...  (operate on the database)\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\n%s", operatorUsage)
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -85,6 +104,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if isOperatorCommand(args) {
+		return operate(ctx, args, getenv, stdout, stderr)
+	}
 	opts, err := parseOptions(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
