@@ -200,7 +200,7 @@ func (m *Mapping) apply(doc any) ([]Output, error) {
 // object and external id, or -1.
 func earlier(outs []Output, ref Ref) int {
 	for j := len(outs) - 1; j >= 0; j-- {
-		if outs[j].Object == ref.Object && outs[j].ExternalID != "" && outs[j].ExternalID == strings.TrimSpace(ref.ExternalID) {
+		if outs[j].Object == ref.Object && outs[j].ExternalID != "" && outs[j].ExternalID == ref.ExternalID {
 			return j
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
@@ -205,6 +206,9 @@ func compileExpr(src string, f *records.Field, objects Objects) (*vm.Program, *p
 	if err != nil {
 		return nil, &problem{"compile", exprMessage(err)}
 	}
+	if p := checkCalls(tree.Node); p != nil {
+		return nil, p
+	}
 	if p := checkRefs(tree.Node, f, objects); p != nil {
 		return nil, p
 	}
@@ -224,6 +228,45 @@ func exprMessage(err error) string {
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	return msg
+}
+
+// functions are the names an expression may call: the helpers and expr's
+// builtins that are not disabled.
+var functions = func() map[string]bool {
+	fs := map[string]bool{}
+	for _, f := range builtin.Builtins {
+		fs[f.Name] = true
+	}
+	for _, name := range disabled {
+		delete(fs, name)
+	}
+	for _, name := range []string{"string", "float", "int", "lower", "upper", "trim", "join", "replace", "date", "datetime", "ref"} {
+		fs[name] = true
+	}
+	return fs
+}()
+
+// checkCalls refuses a call of a name that is no function. expr, which
+// must allow variables it does not know (they are the document's), would
+// otherwise take it for a variable and fail only when it runs.
+func checkCalls(root ast.Node) *problem {
+	var p *problem
+	ast.Find(root, func(n ast.Node) bool {
+		name := ""
+		switch c := n.(type) {
+		case *ast.CallNode:
+			if id, ok := c.Callee.(*ast.IdentifierNode); ok {
+				name = id.Value
+			}
+		case *ast.BuiltinNode:
+			name = c.Name
+		}
+		if name != "" && !functions[name] {
+			p = &problem{"unknown_function", fmt.Sprintf("%s() is not a function a mapping can call", name)}
+		}
+		return p != nil
+	})
+	return p
 }
 
 // checkRefs checks the ref() calls of an expression: the object must be a

@@ -55,6 +55,8 @@ type state struct {
 type Ref struct {
 	Object     string `json:"object"`
 	ExternalID string `json:"external_id"`
+	// ExternalID is trimmed of spaces, as Output.ExternalID is.
+	//
 	// Target is the index of the earlier output of the same document with
 	// this object and external id, whose record the ref means; -1 when no
 	// earlier target has it, and the ref means a record that already exists.
@@ -543,7 +545,9 @@ func fnRef(args ...any) (any, error) {
 	if _, isBool := args[1].(bool); isBool {
 		return nil, fmt.Errorf("ref() takes an external id, not %s", typeName(args[1]))
 	}
-	if strings.TrimSpace(ext) == "" {
+	// Trimmed as external ids are, so a ref matches the target it names.
+	ext = strings.TrimSpace(ext)
+	if ext == "" {
 		return nil, nil
 	}
 	return Ref{Object: obj, ExternalID: ext, Target: -1}, nil

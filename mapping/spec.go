@@ -72,7 +72,7 @@ type Problem struct {
 	Path string `json:"path"`
 	// Code is a machine code: "no_targets", "unknown_object",
 	// "unknown_field", "read_only", "no_external_id", "external_id_field",
-	// "empty", "too_long", "compile", "ref" (a ref() whose object is not a
+	// "empty", "too_long", "compile", "unknown_function", "ref" (a ref() whose object is not a
 	// known one or not the one the field refers to) or "evaluation".
 	Code    string `json:"code"`
 	Message string `json:"message"`
