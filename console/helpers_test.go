@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"database/sql"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -269,11 +270,12 @@ func (b *browser) signIn(key string) page {
 	return p
 }
 
-// seen answers every URL asked for and every page read, joined.
+// seen answers every URL asked for and every page read (as text, its
+// character references resolved), joined.
 func (b *browser) seen() (urls, pages string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return strings.Join(b.urls, "\n"), strings.Join(b.pages, "\n")
+	return strings.Join(b.urls, "\n"), html.UnescapeString(strings.Join(b.pages, "\n"))
 }
 
 // receiver is a loopback webhook receiver whose answer a test can change.
@@ -314,13 +316,26 @@ func (rv *receiver) setStatus(code int) {
 	rv.status = code
 }
 
-// signatures answers the signature headers of every request received.
+// signatures answers the MACs of the signature headers of every request
+// received.
 func (rv *receiver) signatures() []string {
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	var out []string
 	for _, r := range rv.got {
-		out = append(out, r.Header.Get("X-SmartLite-Signature"), r.Header.Get("webhook-signature"))
+		if _, mac, ok := strings.Cut(r.Header.Get("X-SmartLite-Signature"), "v1="); ok {
+			out = append(out, mac)
+		}
+		if _, mac, ok := strings.Cut(r.Header.Get("webhook-signature"), "v1,"); ok {
+			out = append(out, mac)
+		}
 	}
 	return out
+}
+
+// received answers how many requests arrived.
+func (rv *receiver) received() int {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return len(rv.got)
 }
