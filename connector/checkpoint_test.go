@@ -3,7 +3,6 @@ package connector_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -75,12 +74,13 @@ func TestCheckpoint(t *testing.T) {
 	require.False(t, c.Covers(t1, "a"), "the zero checkpoint covers nothing")
 	require.Equal(t, "", c.String())
 
-	c.Observe(t1, "b")
-	c.Observe(t1, "a")
-	c.Observe(t1, "b")
-	c.Observe(t0, "z") // older: no change
-	c.Observe("", "y") // no value: no change
-	require.Equal(t, connector.Checkpoint{Value: t1, IDs: []string{"a", "b"}}, c)
+	run := connector.NewSync(c)
+	for _, r := range [][2]string{{t1, "b"}, {t1, "a"}, {t1, "b"}, {t0, "z"}, {"", "y"}} {
+		require.True(t, run.Keep(r[0], r[1]), "the zero checkpoint skips nothing")
+	}
+	run.Advance(connector.Page{})
+	c = run.Next().From
+	require.Equal(t, connector.Checkpoint{Value: t1, IDs: []string{"a", "b"}}, c, "older values and records without one move nothing")
 
 	tests := []struct {
 		value, id string
@@ -109,8 +109,9 @@ func TestCheckpoint(t *testing.T) {
 	_, err = connector.ParseCheckpoint("{")
 	require.Error(t, err)
 
-	c.Observe(t2, "c")
-	require.Equal(t, connector.Checkpoint{Value: t2, IDs: []string{"c"}}, c, "a greater value starts a new set")
+	run = connector.NewSync(c)
+	require.True(t, run.Keep(t2, "c"))
+	require.Equal(t, connector.Checkpoint{Value: t2, IDs: []string{"c"}}, run.To, "a greater value starts a new set")
 }
 
 // memSource is an external source held in memory, read through a Poller
@@ -196,14 +197,6 @@ func runSync(t *testing.T, p connector.Poller, state string, stopAfter int) ([]s
 		}
 	}
 	return written, s.Next().String()
-}
-
-func seq(prefix string, from, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s%d", prefix, from+i)
-	}
-	return out
 }
 
 func TestIncrementalSync(t *testing.T) {
@@ -380,8 +373,13 @@ func TestSyncState(t *testing.T) {
 	require.False(t, s.Keep("4", "x"))
 	require.False(t, s.Keep("5", "a"))
 	require.True(t, s.Keep("5", "b"))
+	require.True(t, s.Keep("7", "e"))
 	require.True(t, s.Keep("7", "c"))
+	require.True(t, s.Keep("7", "d"))
+	require.True(t, s.Keep("7", "c"), "a record met twice in one run is written again")
+	require.True(t, s.Keep("6", "f"))
 	s.Advance(connector.Page{Records: make([]json.RawMessage, 4), Next: "p2", More: true})
+	require.Equal(t, connector.Checkpoint{Value: "7", IDs: []string{"c", "d", "e"}}, s.To)
 	require.Equal(t, connector.Request{Cursor: "p2", Since: "5"}, s.Request(), "the whole run asks from where it started")
 	require.False(t, s.Done)
 
@@ -395,7 +393,8 @@ func TestSyncState(t *testing.T) {
 	s.Advance(connector.Page{})
 	require.True(t, s.Done)
 	require.Empty(t, s.Cursor)
-	require.Equal(t, connector.NewSync(connector.Checkpoint{Value: "7", IDs: []string{"c"}}), s.Next())
+	require.Equal(t, connector.NewSync(connector.Checkpoint{Value: "7", IDs: []string{"c", "d", "e"}}), s.Next())
+	require.True(t, s.Next().From.Covers("7", "d"))
 
 	_, err = connector.ParseSync("not json")
 	require.Error(t, err)

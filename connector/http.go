@@ -159,6 +159,20 @@ func (s Source) Validate() error {
 	return nil
 }
 
+// Redacted answers the source with every header value replaced by
+// "[redacted]", for showing a connector back: header values are
+// credentials, and never leave the server once given.
+func (s Source) Redacted() Source {
+	if s.Headers != nil {
+		h := make(map[string]string, len(s.Headers))
+		for name := range s.Headers {
+			h[name] = "[redacted]"
+		}
+		s.Headers = h
+	}
+	return s
+}
+
 // Start answers the checkpoint a new or reset connector begins at.
 func (s Source) Start() Checkpoint {
 	if s.Incremental == nil {

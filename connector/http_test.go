@@ -410,6 +410,16 @@ func TestHTTPPollerHeaders(t *testing.T) {
 	require.Equal(t, connector.DefaultUserAgent, h.Get("User-Agent"))
 }
 
+func TestSourceRedacted(t *testing.T) {
+	src := connector.Source{URL: "https://billing.example/api", Headers: map[string]string{"Authorization": "Bearer s3cret-token"}}
+	red := src.Redacted()
+	require.Equal(t, map[string]string{"Authorization": "[redacted]"}, red.Headers)
+	require.Equal(t, "Bearer s3cret-token", src.Headers["Authorization"], "the source itself is unchanged")
+	b, err := json.Marshal(red)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "s3cret")
+}
+
 func TestHTTPPollerContentType(t *testing.T) {
 	tests := []struct {
 		name, ctype, body, err string
