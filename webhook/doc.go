@@ -36,6 +36,18 @@
 // contains a signature or a secret. [Middleware] wraps an [http.Handler] with
 // the same check.
 //
+// A receiver that has agreed on one scheme with its sender checks that one
+// alone with [Verifier.VerifyStandard] or [Verifier.VerifySmartLite].
+//
+// # Shopify
+//
+// Shopify's webhooks carry one header, X-Shopify-Hmac-Sha256: the standard
+// base64 of the HMAC-SHA256 of the raw body, keyed with the app's client
+// secret as Shopify shows it. [VerifyShopify] checks it (and
+// [Verifier.VerifyShopify], with every secret of a rotation), with the same
+// sentinels. Shopify signs no timestamp: a receiver drops replays by
+// X-Shopify-Webhook-Id.
+//
 // Verify over the raw bytes received, before any JSON decoding: re-encoding
 // the payload changes the bytes and breaks the signature.
 //

@@ -81,6 +81,33 @@ func (v Verifier) Verify(header http.Header, body []byte) error {
 	return ErrMissingSignature
 }
 
+// VerifyStandard checks a delivery by the Standard Webhooks scheme alone
+// (webhook-id, webhook-timestamp, webhook-signature), ignoring any
+// X-SmartLite-Signature: for a receiver that has agreed on that scheme with
+// its sender, as an inbound source of kind "standard" has. The secrets are
+// "whsec_" + base64 (the prefix is optional); the tolerance and clock are
+// v's. It returns nil or an error that matches ErrMissingSignature (no
+// webhook-signature), ErrInvalidHeader, ErrInvalidSignature,
+// ErrTimestampOutOfRange or, when no secret decodes, ErrInvalidSecret.
+func (v Verifier) VerifyStandard(header http.Header, body []byte) error {
+	std := header.Get(HeaderWebhookSignature)
+	if std == "" {
+		return fmt.Errorf("%w: no %s", ErrMissingSignature, HeaderWebhookSignature)
+	}
+	return v.verifyStandard(header, std, body)
+}
+
+// VerifySmartLite checks a delivery by the X-SmartLite-Signature scheme
+// alone, ignoring any Standard Webhooks headers. Its errors are those of
+// VerifyStandard.
+func (v Verifier) VerifySmartLite(header http.Header, body []byte) error {
+	sl := header.Get(HeaderSignature)
+	if sl == "" {
+		return fmt.Errorf("%w: no %s", ErrMissingSignature, HeaderSignature)
+	}
+	return v.verifySmartLite(sl, body)
+}
+
 func (v Verifier) verifySmartLite(value string, body []byte) error {
 	sig, err := ParseSignatureHeader(value)
 	if err != nil {
