@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -478,10 +479,19 @@ func exactFloat(s string) (float64, bool) {
 	}
 	mant, exp, _ := strings.Cut(strings.ToLower(s), "e")
 	digits := strings.TrimLeft(strings.NewReplacer("-", "", ".", "").Replace(mant), "0")
-	if len(digits) <= 15 && len(exp) <= 3 {
-		// Up to 15 significant digits survive a round trip through float64
-		// whatever the exponent within float64's range.
+	if digits == "" {
+		return f, true // a zero
+	}
+	if len(digits) <= 15 && math.Abs(f) >= 0x1p-1022 {
+		// Up to 15 significant digits survive a round trip through a
+		// float64 in its normal range.
 		return f, true
+	}
+	if len(s) > 1000 || len(exp) > 4 || f == 0 {
+		// Comparing exactly would take big numbers (1e-99999999 makes
+		// big.Rat build 10^99999999); these keep their text. A zero whose
+		// digits are all zero took the path above.
+		return 0, false
 	}
 	var want, got big.Rat
 	if _, ok := want.SetString(s); !ok {

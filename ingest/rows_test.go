@@ -283,3 +283,12 @@ func TestResultWriter(t *testing.T) {
 	require.NoError(t, w.Flush())
 	require.Equal(t, "name,record_id,action,error\nAcme,rec_1,updated,\nBeta,,,name: is required\n", b.String())
 }
+
+// Numbers whose exact comparison would need huge big numbers keep their
+// text at once.
+func TestNumberHugeExponent(t *testing.T) {
+	for _, s := range []string{"1e-99999999", "1.0000000000000000001e-99999", "12345678901234567e99999999"} {
+		require.Equal(t, json.Number(s), Number(json.Number(s)), s)
+	}
+	require.Equal(t, 0.0, Number(json.Number("0e-99999999")))
+}
