@@ -85,11 +85,11 @@ type conversionError struct {
 }
 
 func (e *conversionError) Error() string {
-	return fmt.Sprintf("%q %s", shorten(e.value), e.want)
+	return fmt.Sprintf("%q %s", shorten(e.value, 64), e.want)
 }
 
-func shorten(s string) string {
-	const max = 64
+// shorten cuts s to at most max bytes, at a character boundary.
+func shorten(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}
@@ -158,7 +158,7 @@ func (c Converter) Convert(f *records.Field, s string) (any, error) {
 		if o, ok := pickOption(f.Options, v); ok {
 			return o, nil
 		}
-		return nil, &conversionError{s, "is not one of: " + shorten(strings.Join(f.Options, ", "))}
+		return nil, &conversionError{s, "is not one of: " + shorten(strings.Join(f.Options, ", "), 512)}
 	case records.TypeReference:
 		return v, nil
 	}
