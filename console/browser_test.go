@@ -161,13 +161,23 @@ func (b *tab) screenshot(name string) string {
 	return path
 }
 
-// screenshots saves the page at a desktop and at a phone width.
+// screenshots saves the page at a phone's width and a desktop's, checking
+// at each that nothing is wider than the window.
 func (b *tab) screenshots(name string) {
 	b.t.Helper()
-	b.do("phone width", chromedp.EmulateViewport(390, 844))
-	b.screenshot(name + "-390")
-	b.do("desktop width", chromedp.EmulateViewport(1280, 900))
-	b.screenshot(name + "-1280")
+	for _, w := range []struct {
+		width, height int64
+		opts          []chromedp.EmulateViewportOption
+	}{{390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateMobile}}, {1280, 900, nil}} {
+		b.do("resize", chromedp.EmulateViewport(w.width, w.height, w.opts...))
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		overflow, err := chromedp.Run(ctx, chromedp.Evaluate[int](
+			`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
+		cancel()
+		require.NoError(b.t, err)
+		path := b.screenshot(fmt.Sprintf("%s-%d", name, w.width))
+		require.LessOrEqual(b.t, overflow, 0, "%s is %d px wider than a %d px window (%s)", name, overflow, w.width, path)
+	}
 }
 
 func (b *tab) open(path string, ready string) {
