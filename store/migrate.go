@@ -162,13 +162,18 @@ func (s *Store) riverDriver() riverdriver.Driver[*sql.Tx] {
 // NewJobClient creates a River client on the store's database with the
 // driver of its dialect, and makes it the client InsertEvents enqueues
 // through. cfg is River's own configuration: give it Queues and Workers to
-// work jobs. A client with Workers must register a worker for
+// work jobs. The client does not wait for its poll to find new jobs: every
+// job client of the store hears at once of the jobs the store's committed
+// transactions made available, and on Postgres those that other processes
+// committed too (River's insert notifications, heard on a LISTEN connection
+// of the client's own). FetchPollInterval is then only the fallback for a
+// notification that was lost. A client with Workers must register a worker for
 // records.FanoutArgs (or set SkipUnknownJobCheck), or InsertEvents fails.
 func (s *Store) NewJobClient(cfg *river.Config) (*river.Client[*sql.Tx], error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("store: NewJobClient: nil config")
 	}
-	c, err := river.NewClient(s.riverDriver(), cfg)
+	c, err := river.NewClient(riverdriver.Driver[*sql.Tx](&wakeDriver{Driver: s.riverDriver(), s: s}), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: river client: %w", err)
 	}

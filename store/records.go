@@ -98,7 +98,7 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx record
 	if t := s.txFrom(ctx); t != nil {
 		return t.Savepoint(ctx, func(ctx context.Context) error { return fn(ctx, t.asRecordsTx()) })
 	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, btx bun.Tx) error {
+	return s.runInTx(ctx, func(ctx context.Context, btx bun.Tx) error {
 		t := &Tx{s: s, tx: btx}
 		return fn(context.WithValue(ctx, txKey{}, t), t.asRecordsTx())
 	})

@@ -34,6 +34,9 @@ type Store struct {
 
 	mu   sync.RWMutex
 	jobs *river.Client[*sql.Tx]
+	// wake tells the job clients of this store about jobs its committed
+	// transactions made available (see wake.go).
+	wake wakeBus
 
 	stmtMu sync.RWMutex
 	stmts  map[string]*sql.Stmt

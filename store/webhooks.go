@@ -381,7 +381,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*outbound.Delivery, e
 		}
 		return createdOf(ids), nil
 	}
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.asyncCommit(ctx, tx); err != nil {
 			return err
 		}
@@ -569,7 +569,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r *outbound.AttemptRecord) er
 		}
 		return nil
 	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.asyncCommit(ctx, tx); err != nil {
 			return err
 		}
@@ -730,7 +730,7 @@ func (s *Store) withAttempts(ctx context.Context, rows []deliveryRow) ([]*outbou
 // enqueue, in one transaction.
 func (s *Store) RequeueDeliveries(ctx context.Context, q outbound.RequeueQuery, enqueue outbound.EnqueueFunc) ([]*outbound.Delivery, error) {
 	var out []*outbound.Delivery
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		sub := tx.NewSelect().TableExpr("webhook_deliveries AS d").Column("d.id").
 			Where("d.workspace_id = ?", q.Workspace)
 		if len(q.IDs) > 0 {

@@ -40,18 +40,20 @@ type PruneArgs struct{}
 // Kind is the job kind of PruneArgs.
 func (PruneArgs) Kind() string { return "crmkit_webhook_prune" }
 
-// River settings for prompt delivery. The database/sql drivers River uses
-// here cannot LISTEN, so producers find new jobs by polling. Fan-out, which
-// makes most first attempts itself, runs on the default queue and is polled
-// often: that poll is most of the commit-to-delivery latency. The delivery
-// queue holds retries, redeliveries and slow endpoints' first attempts, where
-// a tenth of a second does not matter, and is polled less, so the idle cost
-// stays about that of polling one queue (on the reference server with
-// SQLite, about 11% of a core, against 14% with both queues at 20 ms).
+// River settings for prompt delivery. A committed write wakes fan-out at
+// once (the store's job clients hear of every job its transactions make
+// available, and on Postgres of other processes' too; see the package
+// documentation), so the poll of the default queue, where fan-out runs, is
+// only the fallback for a lost notification. The cooldown is the least time
+// between two fetches of one queue: a write that commits within it of the
+// last fetch waits for the rest of it.
 const (
-	RiverFetchCooldown     = 10 * time.Millisecond
-	RiverFetchPollInterval = 10 * time.Millisecond
+	RiverFetchCooldown     = 2 * time.Millisecond
+	RiverFetchPollInterval = time.Second
 	// RiverDeliveryPollInterval is the poll interval of the delivery queue.
+	// New delivery jobs wake it like fan-out's, but a retry due in a few
+	// seconds is a job made available for a later time, which only a poll
+	// finds; this bounds how late it starts.
 	RiverDeliveryPollInterval = 100 * time.Millisecond
 	// RiverMaxWorkers is the concurrency of the delivery queue in one
 	// process: attempts mostly wait on the network.
@@ -73,7 +75,7 @@ const (
 )
 
 // RiverConfig fills in cfg what prompt delivery needs, keeping any value
-// already set: the poll and cooldown intervals, the delivery queue, and at
+// already set: the cooldown and fallback poll intervals, the delivery queue, and at
 // least RiverFanoutWorkers on the default queue, where the store enqueues
 // fan-out jobs. Register the workers
 // and the periodic jobs separately.
@@ -87,6 +89,7 @@ func (s *Service) RiverConfig(cfg *river.Config) {
 		cfg.FetchCooldown = min(RiverFetchCooldown, s.pollEvery)
 	}
 	if cfg.FetchPollInterval == 0 {
+		// River refuses a poll shorter than the cooldown.
 		cfg.FetchPollInterval = max(s.pollEvery, cfg.FetchCooldown)
 	}
 	if cfg.Queues == nil {
@@ -101,7 +104,7 @@ func (s *Service) RiverConfig(cfg *river.Config) {
 	}
 	if _, ok := cfg.Queues[s.queue]; !ok {
 		cfg.Queues[s.queue] = river.QueueConfig{MaxWorkers: RiverMaxWorkers,
-			FetchCooldown: cfg.FetchCooldown, FetchPollInterval: max(RiverDeliveryPollInterval, cfg.FetchPollInterval)}
+			FetchCooldown: cfg.FetchCooldown, FetchPollInterval: max(min(RiverDeliveryPollInterval, cfg.FetchPollInterval), cfg.FetchCooldown)}
 	}
 }
 

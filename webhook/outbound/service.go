@@ -81,11 +81,11 @@ type Config struct {
 	Queue     string
 	UserAgent string
 	// PollInterval is how often, when RiverConfig sets up the client, River
-	// looks for new jobs on the client's queues, fan-out's among them
-	// (default RiverFetchPollInterval). River's database/sql drivers cannot
-	// LISTEN, so a committed event waits about half of it (plus River's
-	// jitter) before fan-out starts; shorter means lower latency and more
-	// idle queries.
+	// polls the client's queues, fan-out's among them, for jobs no
+	// notification announced (default RiverFetchPollInterval). Committed
+	// writes wake fan-out without it; it bounds how late a job whose
+	// notification was lost starts, against an idle cost of a query per
+	// queue per interval.
 	PollInterval time.Duration
 	// Transport, when set, replaces the guarded transport deliveries use,
 	// and with it the address check at dial time. It is for tests: to
