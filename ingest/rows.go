@@ -62,7 +62,8 @@ type Row struct {
 	Fields records.Fields
 	// Columns are the raw input columns of a CSV or spreadsheet row, in the
 	// order of the header, so that a failed row can be written back as the
-	// user sent it (see ResultWriter). Nil for JSON and NDJSON.
+	// user sent it (see ResultWriter); for xlsx they are raw cell values, a
+	// date being its serial number. Nil for JSON and NDJSON.
 	Columns []string
 	// Err, when not nil, says this row is unusable on its own (not an
 	// object, a bad line, the wrong number of CSV columns, cells that do

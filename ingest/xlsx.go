@@ -9,6 +9,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -55,8 +56,8 @@ var _ Table = (*XLSXTable)(nil)
 // Limits, and read the sheet one row at a time.
 //
 // An *os.File is opened again by its name, so excelize reads it from disk;
-// any other io.ReaderAt is copied into memory for excelize (at most
-// Limits.FileSize bytes).
+// any other io.ReaderAt (or a file no longer under its name) is copied into
+// memory for excelize (at most Limits.FileSize bytes).
 //
 // Cell values are raw: a formula's cached value (formulas are never
 // evaluated), a date's serial number, a boolean's 1 or 0, a shared string's
@@ -76,9 +77,12 @@ func OpenXLSX(r io.ReaderAt, size int64, opts TableOptions) (*XLSXTable, error) 
 		f   *excelize.File
 		err error
 	)
-	if file, ok := r.(*os.File); ok {
+	file, isFile := r.(*os.File)
+	if isFile {
 		f, err = excelize.OpenFile(file.Name(), xo)
-	} else {
+	}
+	if !isFile || errors.Is(err, fs.ErrNotExist) {
+		// Not a file, or one removed from its directory while open.
 		f, err = excelize.OpenReader(io.NewSectionReader(r, 0, size), xo)
 	}
 	if err != nil {

@@ -362,3 +362,24 @@ func TestXLSXLimitWhileReading(t *testing.T) {
 }
 
 var recordsDateField = records.Field{Name: "d", Type: records.TypeDate}
+
+// A temporary file removed from its directory while open (as uploads are
+// often kept) is still read.
+func TestOpenXLSXUnlinkedFile(t *testing.T) {
+	b := newWorkbook(t, func(f *excelize.File) {
+		set(t, f, "Sheet1", "A1", "Name")
+		set(t, f, "Sheet1", "A2", "Acme")
+	})
+	file, err := os.CreateTemp(t.TempDir(), "upload-*.xlsx")
+	require.NoError(t, err)
+	defer file.Close()
+	_, err = file.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(file.Name()))
+	tab, err := OpenXLSX(file, int64(len(b)), TableOptions{})
+	require.NoError(t, err)
+	defer tab.Close()
+	rows, err := readTable(t, tab)
+	require.NoError(t, err)
+	require.Equal(t, []TableRow{{Num: 1, SheetRow: 2, Cells: []Cell{{"A2", "Acme"}}}}, rows)
+}
