@@ -36,6 +36,7 @@ func (s *Service) newLimiter() (*ratelimit.Limiter, error) {
 		}
 	}
 	return ratelimit.New(ratelimit.Config{
+		OnLimited:   s.metrics.RateLimited,
 		Limits:      limits,
 		DefaultPlan: def,
 		NewStore:    s.cfg.RateLimitStore,

@@ -3,6 +3,7 @@ package integration
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -45,6 +46,8 @@ func (s *Service) accessLog(next http.Handler) http.Handler {
 		if lw.status == 0 {
 			lw.status = http.StatusOK
 		}
+		d := time.Since(start)
+		s.metrics.Request(routeOf(r.Pattern), r.Method, lw.status, d)
 		level := slog.LevelInfo
 		if lw.status >= 500 {
 			level = slog.LevelError
@@ -54,7 +57,7 @@ func (s *Service) accessLog(next http.Handler) http.Handler {
 			slog.String("route", r.Pattern),
 			slog.Int("status", lw.status),
 			slog.Int64("bytes", lw.bytes),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", d),
 			slog.String("key_id", lw.keyID),
 		)
 	})
@@ -69,4 +72,12 @@ func noteKey(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// routeOf is a mux pattern without its method: the route label of metrics.
+func routeOf(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		return pattern[i+1:]
+	}
+	return pattern
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/metrics"
 	"github.com/smartlite/crmkit/ratelimit"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/webhook"
@@ -76,6 +77,11 @@ type Config struct {
 	// Queues are the River queues this process works. Default: the default
 	// queue with 10 workers.
 	Queues map[string]river.QueueConfig
+	// Metrics, when set, receives the service's Prometheus series: requests
+	// by route and status, rate-limited requests by plan, webhook delivery
+	// outcomes and latency, River's finished jobs and the queue depth. The
+	// host registers it on its registry and serves /metrics.
+	Metrics *metrics.Metrics
 	// Version is reported in the OpenAPI document. Default "1.0.0".
 	Version string
 }
@@ -95,6 +101,7 @@ type Service struct {
 	signer   Signer
 	webhooks *outbound.Service
 	queue    JobQueue
+	metrics  *metrics.Metrics
 
 	features    []feature
 	handler     http.Handler
@@ -110,9 +117,12 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("integration: Config.Store is required")
 	}
 	s := &Service{cfg: cfg, store: cfg.Store, pipeline: cfg.Pipeline, log: cfg.Logger, clock: cfg.Clock,
-		maxBody: cfg.MaxBodyBytes, signer: cfg.Signer, queue: cfg.Jobs}
+		maxBody: cfg.MaxBodyBytes, signer: cfg.Signer, queue: cfg.Jobs, metrics: cfg.Metrics}
 	if q, ok := cfg.Store.(JobQueue); ok && s.queue == nil {
 		s.queue = q
+	}
+	if q, ok := s.queue.(QueueDepther); ok {
+		s.metrics.SetQueueDepth(q.QueueDepth)
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -230,6 +240,9 @@ func (s *Service) Start(ctx context.Context) error {
 	client, err := s.queue.NewJobClient(rc)
 	if err != nil {
 		return fmt.Errorf("integration: job client: %w", err)
+	}
+	if s.metrics != nil {
+		s.countJobs(client)
 	}
 	if err := client.Start(ctx); err != nil {
 		return fmt.Errorf("integration: start jobs: %w", err)

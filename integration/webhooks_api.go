@@ -34,6 +34,15 @@ func (s *Service) newWebhooks() (*outbound.Service, error) {
 	cfg := s.cfg.Webhooks
 	cfg.Store, cfg.Logger, cfg.Clock, cfg.Signer = s.store, s.log, s.clock, s.signer
 	cfg.AllowPrivate = cfg.AllowPrivate || s.cfg.AllowPrivateWebhooks
+	if m := s.metrics; m != nil && cfg.Observe == nil {
+		cfg.Observe = func(status string, sinceEvent time.Duration) {
+			outcome := status
+			if status == outbound.StatusPending {
+				outcome = "retrying"
+			}
+			m.Delivery(outcome, sinceEvent)
+		}
+	}
 	// A pipeline that can name its objects (records.Pipeline can) lets
 	// endpoint registration refuse a misspelt object.
 	if p, ok := s.pipeline.(interface {

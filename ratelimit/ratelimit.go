@@ -92,6 +92,9 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives store failures. Default slog.Default().
 	Logger *slog.Logger
+	// OnLimited, when set, is told the plan of every request answered 429,
+	// for metrics. It must not block.
+	OnLimited func(plan string)
 }
 
 // Limiter limits requests per key by plan. Close it to release its stores.
@@ -301,6 +304,9 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		h[hdrRemaining] = vals[3:4:4]
 		h[hdrReset] = vals[4:5:5]
 		if !res.OK {
+			if l.cfg.OnLimited != nil {
+				l.cfg.OnLimited(p.name)
+			}
 			h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 			problem.Write(w, problem.Details{
 				Status: http.StatusTooManyRequests,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 )
 
 // Op is what a batch item does.
@@ -22,6 +23,13 @@ const (
 type BatchItem struct {
 	Op    Op
 	Write Write
+	// Refs fill reference fields with the id of the record an earlier item
+	// of the same batch writes: field name → that item's index. It is how
+	// one document's targets point at each other (an order at the customer
+	// created just before it). An item whose referenced item fails, fails
+	// too, with a field error of code "reference". Refs need an all-or-none
+	// batch, where no item is kept unless every one is.
+	Refs map[string]int
 }
 
 // BatchOptions say how a batch fails and whether it is kept.
@@ -64,6 +72,13 @@ var errDryRun = errors.New("records: dry run")
 // opens, later rows seeing what earlier rows of the batch will write, so the
 // transaction holds its connection only for writing.
 func (p *Pipeline) Batch(ctx context.Context, items []BatchItem, opts BatchOptions) ([]BatchResult, error) {
+	if !opts.AllOrNone {
+		for i := range items {
+			if len(items[i].Refs) > 0 {
+				return nil, errors.New("records: batch items with Refs need BatchOptions.AllOrNone")
+			}
+		}
+	}
 	results := make([]BatchResult, len(items))
 	pending := make([]int, len(items))
 	for i := range pending {
@@ -74,8 +89,17 @@ func (p *Pipeline) Batch(ctx context.Context, items []BatchItem, opts BatchOptio
 		bs := newBatchState(len(pending) > 1)
 		rows := make([]*row, 0, len(pending))
 		firstFailed := -1
+		prepared := make(map[int]*row, len(pending))
 		for _, i := range pending {
-			r, err := p.prepare(ctx, i, &items[i].Write, items[i].Op, bs)
+			w := &items[i].Write
+			var err error
+			if len(items[i].Refs) > 0 {
+				w, err = withRefs(items, i, prepared, results)
+			}
+			var r *row
+			if err == nil {
+				r, err = p.prepare(ctx, i, w, items[i].Op, bs)
+			}
 			if err != nil {
 				results[i] = BatchResult{Err: err}
 				if firstFailed < 0 {
@@ -83,6 +107,7 @@ func (p *Pipeline) Batch(ctx context.Context, items []BatchItem, opts BatchOptio
 				}
 				continue
 			}
+			prepared[i] = r
 			rows = append(rows, r)
 		}
 		if opts.AllOrNone && firstFailed >= 0 {
@@ -156,4 +181,32 @@ func abortAll(results []BatchResult, idx int, err error) ([]BatchResult, error) 
 		return results, err
 	}
 	return results, fmt.Errorf("records: batch row %d: %w", idx, err)
+}
+
+// withRefs answers a copy of item i's write with its Refs filled in from
+// the rows prepared so far in this round, or, for rows an earlier round
+// wrote, from their results.
+func withRefs(items []BatchItem, i int, prepared map[int]*row, results []BatchResult) (*Write, error) {
+	w := items[i].Write
+	w.Fields = maps.Clone(w.Fields)
+	if w.Fields == nil {
+		w.Fields = Fields{}
+	}
+	for field, j := range items[i].Refs {
+		var id string
+		switch {
+		case j < 0 || j >= i:
+			return nil, &ValidationError{Object: w.Object, Fields: []FieldError{{Field: field, Code: "reference",
+				Message: fmt.Sprintf("refers to item %d, which is not an earlier item of the batch", j+1)}}}
+		case prepared[j] != nil:
+			id = prepared[j].rec.ID
+		case results[j].Err == nil && results[j].Record != nil:
+			id = results[j].Record.ID
+		default:
+			return nil, &ValidationError{Object: w.Object, Fields: []FieldError{{Field: field, Code: "reference",
+				Message: fmt.Sprintf("refers to the record of item %d, which failed", j+1)}}}
+		}
+		w.Fields[field] = id
+	}
+	return &w, nil
 }

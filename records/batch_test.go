@@ -227,3 +227,41 @@ func TestBatchPlanLimit(t *testing.T) {
 		require.Equal(t, tinyCap, e.count(t, "records"))
 	})
 }
+
+// TestBatchRefs: an item's reference field takes the id of the record an
+// earlier item of the same all-or-none batch writes, new or existing; a
+// failing referenced item fails the batch; partial batches refuse Refs.
+func TestBatchRefs(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn, records.Config{}, "enterprise")
+		ctx := context.Background()
+		acct := func(name string) records.BatchItem {
+			return records.BatchItem{Op: records.OpUpsert, Write: records.Write{Workspace: e.ws, Object: "account",
+				ExternalID: "shopify-1", Fields: records.Fields{"name": name}}}
+		}
+		opp := records.BatchItem{Op: records.OpUpsert, Refs: map[string]int{"account_id": 0},
+			Write: records.Write{Workspace: e.ws, Object: "opportunity", ExternalID: "order-1",
+				Fields: records.Fields{"name": "Order 1", "stage": "Closed Won", "amount": 10.0}}}
+
+		res, err := e.p.Batch(ctx, []records.BatchItem{acct("Acme"), opp}, records.BatchOptions{AllOrNone: true})
+		require.NoError(t, err)
+		require.True(t, res[0].Created)
+		require.Equal(t, res[0].Record.ID, res[1].Record.Fields["account_id"])
+
+		// Again: the account exists now, and the reference is its id.
+		res2, err := e.p.Batch(ctx, []records.BatchItem{acct("Acme Inc"), opp}, records.BatchOptions{AllOrNone: true})
+		require.NoError(t, err)
+		require.False(t, res2[0].Created)
+		require.Equal(t, res[0].Record.ID, res2[1].Record.Fields["account_id"])
+		require.Nil(t, opp.Write.Fields["account_id"], "the caller's fields are not changed")
+
+		bad := acct("")
+		bad.Write.Fields = records.Fields{"website": "not a url"}
+		res3, err := e.p.Batch(ctx, []records.BatchItem{bad, opp}, records.BatchOptions{AllOrNone: true})
+		require.Error(t, err)
+		require.Error(t, res3[1].Err)
+
+		_, err = e.p.Batch(ctx, []records.BatchItem{acct("Acme"), opp}, records.BatchOptions{})
+		require.Error(t, err)
+	})
+}

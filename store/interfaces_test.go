@@ -7,6 +7,7 @@ import (
 
 // The store is what the facade's two persistence seams take.
 var (
-	_ integration.Store    = (*store.Store)(nil)
-	_ integration.JobQueue = (*store.Store)(nil)
+	_ integration.Store        = (*store.Store)(nil)
+	_ integration.JobQueue     = (*store.Store)(nil)
+	_ integration.QueueDepther = (*store.Store)(nil)
 )

@@ -17,6 +17,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/uptrace/bun"
+
+	"github.com/smartlite/crmkit/metrics"
 )
 
 //go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
@@ -189,4 +191,24 @@ func (s *Store) JobClient() *river.Client[*sql.Tx] {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.jobs
+}
+
+// QueueDepth answers how many jobs wait or run, by kind and state: the
+// job_queue_depth gauge of package metrics.
+func (s *Store) QueueDepth(ctx context.Context) ([]metrics.QueueCount, error) {
+	var rows []struct {
+		Kind  string `bun:"kind"`
+		State string `bun:"state"`
+		N     int64  `bun:"n"`
+	}
+	err := s.db.NewRaw(`SELECT kind, state, count(*) AS n FROM river_job
+		WHERE state IN ('available', 'scheduled', 'retryable', 'running') GROUP BY kind, state`).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: queue depth: %w", err)
+	}
+	out := make([]metrics.QueueCount, len(rows))
+	for i, r := range rows {
+		out[i] = metrics.QueueCount{Kind: r.Kind, State: r.State, Count: r.N}
+	}
+	return out, nil
 }

@@ -20,6 +20,9 @@
 //
 // GET /healthz is the liveness probe (the database answers); GET /readyz the
 // readiness probe (the database answers and this replica's job client runs).
+// GET /metrics, on the same listener and without a key, is the Prometheus
+// exposition of package metrics' series plus Go and process metrics; keep
+// it from the public internet at the proxy in front.
 //
 // Operator commands work on the same database, running servers or not:
 //
@@ -49,10 +52,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/integration"
+	"github.com/smartlite/crmkit/metrics"
 	"github.com/smartlite/crmkit/ratelimit/redisstore"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/store"
@@ -135,9 +142,13 @@ func serve(ctx context.Context, opts options, log *slog.Logger, stdout io.Writer
 		return err
 	}
 	defer closeRedis()
+	m := metrics.New()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	svc, err := integration.New(integration.Config{
 		Store:                st,
 		Logger:               log,
+		Metrics:              m,
 		RateLimitStore:       limitStore,
 		AllowPrivateWebhooks: opts.allowPrivateWebhooks,
 	})
@@ -152,8 +163,11 @@ func serve(ctx context.Context, opts options, log *slog.Logger, stdout io.Writer
 	if err != nil {
 		return err
 	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", svc.Handler())
 	srv := &http.Server{
-		Handler:           svc.Handler(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,

@@ -374,6 +374,13 @@ func (s *Service) finish(ctx context.Context, d *Delivery, e *Endpoint, ev *reco
 	if err := s.store.RecordAttempt(ctx, rec); err != nil {
 		return 0, err
 	}
+	if s.observe != nil {
+		var since time.Duration
+		if rec.Status == StatusSucceeded {
+			since = s.clock().Sub(ev.CreatedAt)
+		}
+		s.observe(rec.Status, since)
+	}
 	if rec.DisableReason != "" {
 		// The event type is what log pipelines alert on.
 		s.log.LogAttrs(ctx, slog.LevelWarn, "webhook endpoint disabled",

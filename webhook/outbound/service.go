@@ -87,6 +87,11 @@ type Config struct {
 	// notification was lost starts, against an idle cost of a query per
 	// queue per interval.
 	PollInterval time.Duration
+	// Observe, when set, hears of every attempt a delivery job or fan-out
+	// records: its status (StatusSucceeded, StatusPending for one to be
+	// retried, StatusFailed for the last) and, on success, the time since
+	// its event was written. It must not block; metrics use it.
+	Observe func(status string, sinceEvent time.Duration)
 	// Transport, when set, replaces the guarded transport deliveries use,
 	// and with it the address check at dial time. It is for tests: to
 	// observe the guard's absence, or to resolve names without asking a
@@ -114,6 +119,7 @@ type Service struct {
 	queue        string
 	userAgent    string
 	pollEvery    time.Duration
+	observe      func(string, time.Duration)
 	http         *http.Client
 	// random answers a number in [0, 1) that scales each retry's jitter;
 	// rand.Float64, but tests put a source of their own here.
@@ -147,6 +153,7 @@ func New(cfg Config) (*Service, error) {
 		policy:       AddressPolicy{AllowPrivate: cfg.AllowPrivate},
 		resolver:     cfg.Resolver,
 		knownObject:  cfg.KnownObject,
+		observe:      cfg.Observe,
 		signer:       cfg.Signer,
 		queue:        cfg.Queue,
 		userAgent:    cfg.UserAgent,
