@@ -153,12 +153,14 @@ func (s *Store) migrateRiverTx(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// riverDriver is River's driver for the store's dialect, on the store's pool.
+// riverDriver is River's driver for the store's dialect, on the store's
+// pool, with the store's wake-ups (see wakeDriver).
 func (s *Store) riverDriver() riverdriver.Driver[*sql.Tx] {
+	d := &wakeDriver{Driver: riversqlite.New(s.sqldb), s: s}
 	if s.dialect == DialectPostgres {
-		return riverdatabasesql.New(s.sqldb)
+		d.Driver = riverdatabasesql.New(s.sqldb)
 	}
-	return riversqlite.New(s.sqldb)
+	return d
 }
 
 // NewJobClient creates a River client on the store's database with the
@@ -175,7 +177,7 @@ func (s *Store) NewJobClient(cfg *river.Config) (*river.Client[*sql.Tx], error) 
 	if cfg == nil {
 		return nil, fmt.Errorf("store: NewJobClient: nil config")
 	}
-	c, err := river.NewClient(riverdriver.Driver[*sql.Tx](&wakeDriver{Driver: s.riverDriver(), s: s}), cfg)
+	c, err := river.NewClient(s.riverDriver(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: river client: %w", err)
 	}

@@ -89,6 +89,21 @@ func (b *wakeBus) post(ns []riverdriver.Notification) {
 type wakeNotes struct {
 	mu sync.Mutex
 	ns []riverdriver.Notification
+	// sent are the queues this transaction has sent a Postgres insert
+	// notification for.
+	sent []string
+}
+
+// markSent answers whether the queue's Postgres insert notification is
+// still to be sent, and counts it as sent.
+func (w *wakeNotes) markSent(queue string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if slices.Contains(w.sent, queue) {
+		return false
+	}
+	w.sent = append(w.sent, queue)
+	return true
 }
 
 func (w *wakeNotes) add(topic, payload string) {
@@ -231,50 +246,84 @@ func (t *wakeTx) notes(ctx context.Context) *wakeNotes {
 
 func (t *wakeTx) JobInsertFastMany(ctx context.Context, params *riverdriver.JobInsertFastManyParams) ([]*riverdriver.JobInsertFastResult, error) {
 	res, err := t.ExecutorTx.JobInsertFastMany(ctx, params)
-	if err == nil {
-		if w := t.notes(ctx); w != nil {
-			w.addInserts(params.Jobs)
-		}
+	if err != nil {
+		return nil, err
 	}
-	return res, err
+	return res, t.inserted(ctx, params)
 }
 
 func (t *wakeTx) JobInsertFastManyNoReturning(ctx context.Context, params *riverdriver.JobInsertFastManyParams) (int, error) {
 	n, err := t.ExecutorTx.JobInsertFastManyNoReturning(ctx, params)
-	if err == nil {
-		if w := t.notes(ctx); w != nil {
-			w.addInserts(params.Jobs)
+	if err != nil {
+		return 0, err
+	}
+	return n, t.inserted(ctx, params)
+}
+
+// inserted notes the inserted jobs' queues for the in-process wake-up and,
+// on Postgres, notifies the other processes in the transaction. River
+// notifies too, but at most once per FetchCooldown per queue from each
+// client: a write that falls in that gap would wait for another process's
+// poll whenever the writer does not work the queue itself.
+func (t *wakeTx) inserted(ctx context.Context, params *riverdriver.JobInsertFastManyParams) error {
+	w := t.notes(ctx)
+	if w == nil {
+		return nil
+	}
+	w.addInserts(params.Jobs)
+	if t.d.s.dialect != DialectPostgres {
+		return nil
+	}
+	var payloads []string
+	for _, j := range params.Jobs {
+		if j.State == rivertype.JobStateAvailable && w.markSent(j.Queue) {
+			payloads = append(payloads, insertPayload(j.Queue, t.d.s.wake.id()))
 		}
 	}
-	return n, err
+	if len(payloads) == 0 {
+		return nil
+	}
+	return t.ExecutorTx.NotifyMany(ctx, &riverdriver.NotifyManyParams{Payload: payloads, Schema: params.Schema, Topic: wakeTopicInsert})
 }
 
 // NotifyMany announces on commit. On SQLite that is in process only. On
-// Postgres it is pg_notify, for the other processes; insert notifications
-// of a transaction that announces in process as well carry this process's
-// origin, so its own listener skips them.
+// Postgres it is pg_notify, for the other processes; an insert
+// notification of a transaction that announces in process too is also
+// noted for that, and sent once per queue, with this process's origin so
+// that its own listener skips it.
 func (t *wakeTx) NotifyMany(ctx context.Context, params *riverdriver.NotifyManyParams) error {
 	w := t.notes(ctx)
-	if t.d.s.dialect == DialectSQLite {
-		if w == nil {
-			// A host's transaction: its commit is not seen here, and the
-			// poll finds what it wrote.
-			return nil
-		}
+	switch {
+	case w == nil && t.d.s.dialect == DialectSQLite:
+		// A host's transaction: its commit is not seen here, and the poll
+		// finds what it wrote.
+		return nil
+	case w == nil:
+		return t.ExecutorTx.NotifyMany(ctx, params)
+	case t.d.s.dialect == DialectSQLite:
 		for _, n := range notificationsOf(params) {
+			if n.Topic == wakeTopicInsert {
+				// In the form addInserts gives it, so the two are one.
+				n.Payload = insertPayload(queueOf(n.Payload), "")
+			}
 			w.add(n.Topic, n.Payload)
 		}
 		return nil
+	case params.Topic != wakeTopicInsert:
+		return t.ExecutorTx.NotifyMany(ctx, params)
 	}
-	if w != nil && params.Topic == wakeTopicInsert {
-		tagged := *params
-		tagged.Payload = make([]string, len(params.Payload))
-		for i, p := range params.Payload {
-			tagged.Payload[i] = insertPayload(queueOf(p), t.d.s.wake.id())
+	var payloads []string
+	for _, p := range params.Payload {
+		q := queueOf(p)
+		w.add(wakeTopicInsert, insertPayload(q, ""))
+		if w.markSent(q) {
+			payloads = append(payloads, insertPayload(q, t.d.s.wake.id()))
 		}
-		params = &tagged
 	}
-	return t.ExecutorTx.NotifyMany(ctx, params)
+	if len(payloads) == 0 {
+		return nil
+	}
+	return t.ExecutorTx.NotifyMany(ctx, &riverdriver.NotifyManyParams{Payload: payloads, Schema: params.Schema, Topic: params.Topic})
 }
 
 func (t *wakeTx) Begin(ctx context.Context) (riverdriver.ExecutorTx, error) {
