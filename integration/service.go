@@ -248,6 +248,9 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("integration: start jobs: %w", err)
 	}
 	s.jobs = client
+	// Redeliveries and replays, from the API or a host's own pages, enqueue
+	// through the running client.
+	s.webhooks.SetClient(client)
 	return nil
 }
 

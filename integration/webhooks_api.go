@@ -57,14 +57,12 @@ func (s *Service) newWebhooks() (*outbound.Service, error) {
 // their log, for a host that manages them without the REST API.
 func (s *Service) Webhooks() *outbound.Service { return s.webhooks }
 
-// setWebhookClient hands the running job client to the delivery service,
-// for the redeliveries and replays the API enqueues.
-func (s *Service) setWebhookClient() error {
-	c := s.JobClient()
-	if c == nil {
+// jobsRunning answers errServiceNotStarted unless the job client runs, for
+// the routes that enqueue (Start hands the client to the delivery service).
+func (s *Service) jobsRunning() error {
+	if s.JobClient() == nil {
 		return errServiceNotStarted
 	}
-	s.webhooks.SetClient(c)
 	return nil
 }
 
@@ -222,7 +220,7 @@ func (s *Service) getDelivery(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) redeliver(w http.ResponseWriter, r *http.Request) error {
-	if err := s.setWebhookClient(); err != nil {
+	if err := s.jobsRunning(); err != nil {
 		return err
 	}
 	d, err := s.webhooks.Redeliver(r.Context(), workspaceOf(r), r.PathValue("id"))
@@ -243,7 +241,7 @@ func (s *Service) replayDeliveries(w http.ResponseWriter, r *http.Request) error
 	if in.Since == nil {
 		return errInvalid(records.FieldError{Field: "since", Code: "required", Message: "since is required (RFC 3339)"})
 	}
-	if err := s.setWebhookClient(); err != nil {
+	if err := s.jobsRunning(); err != nil {
 		return err
 	}
 	n, err := s.webhooks.Replay(r.Context(), workspaceOf(r), *in.Since, in.EndpointID)

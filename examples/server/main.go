@@ -20,6 +20,7 @@
 //
 // GET /healthz is the liveness probe (the database answers); GET /readyz the
 // readiness probe (the database answers and this replica's job client runs).
+// The admin console (package console) is at /: sign in with an ADMIN key.
 // GET /metrics, on the same listener and without a key, is the Prometheus
 // exposition of package metrics' series plus Go and process metrics; keep
 // it from the public internet at the proxy in front.
@@ -58,6 +59,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/console"
 	"github.com/smartlite/crmkit/integration"
 	"github.com/smartlite/crmkit/metrics"
 	"github.com/smartlite/crmkit/ratelimit/redisstore"
@@ -163,9 +165,16 @@ func serve(ctx context.Context, opts options, log *slog.Logger, stdout io.Writer
 	if err != nil {
 		return err
 	}
+	con, err := console.New(console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st, Logger: log})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", svc.Handler())
+	mux.Handle("/api/", svc.Handler())
+	mux.Handle("/healthz", svc.Handler())
+	mux.Handle("/readyz", svc.Handler())
+	mux.Handle("/", con)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
