@@ -83,6 +83,19 @@ func start(tb testing.TB, bin, dir string, args ...string) *server {
 	return s
 }
 
+// output waits until the process's standard output holds what match finds
+// and answers it: the output is copied by a goroutine of its own, so it may
+// arrive after what the process wrote to standard error.
+func (s *server) output(tb testing.TB, match func(string) string) string {
+	tb.Helper()
+	var got string
+	require.Eventually(tb, func() bool {
+		got = match(s.stdout.String())
+		return got != ""
+	}, 30*time.Second, 10*time.Millisecond, "standard output so far: %s", s.stdout.String())
+	return got
+}
+
 // stop sends SIGTERM and answers the exit code.
 func (s *server) stop(tb testing.TB) int {
 	tb.Helper()
@@ -151,7 +164,6 @@ func TestServer(t *testing.T) {
 	require.NoError(t, err)
 	admin := strings.TrimSpace(string(b))
 	require.True(t, strings.HasPrefix(admin, "slk_"))
-	require.Equal(t, 1, strings.Count(s.stdout.String(), admin), "the key is printed once")
 	_, err = os.Stat(filepath.Join(dir, "crmkit.db"))
 	require.NoError(t, err, "the default database file is crmkit.db in the working directory")
 
@@ -173,6 +185,9 @@ func TestServer(t *testing.T) {
 	require.Equal(t, 401, status)
 
 	require.Equal(t, 0, s.stop(t))
+	// Read once the process is gone: only then has all it wrote to its
+	// standard output been copied (Wait returns after the copy).
+	require.Equal(t, 1, strings.Count(s.stdout.String(), admin), "the key is printed once")
 	logs := s.stderr.String()
 	require.Contains(t, logs, "http request")
 	require.Contains(t, logs, "route=\"POST /api/v1/keys\"")
@@ -182,13 +197,13 @@ func TestServer(t *testing.T) {
 
 	// Second start: the same database, nothing printed, the old key works.
 	s = start(t, bin, dir, "-admin-key-file", keyFile)
-	require.NotContains(t, s.stdout.String(), "slk_")
 	status, body = s.call(t, "GET", "/api/v1/records/opportunity/"+id, finance, "")
 	require.Equal(t, 200, status, "%v", body)
 	b, err = os.ReadFile(keyFile)
 	require.NoError(t, err)
 	require.Equal(t, admin, strings.TrimSpace(string(b)), "the key file is left alone after the first start")
 	require.Equal(t, 0, s.stop(t))
+	require.NotContains(t, s.stdout.String(), "slk_")
 }
 
 func TestServerEnvironment(t *testing.T) {
