@@ -16,8 +16,9 @@
 // # Scopes
 //
 // A key carries scopes READ, WRITE, DELETE, BULK and ADMIN, written in
-// capitals. ADMIN implies every other scope. A key can only create keys with
-// scopes it holds itself ([Principal.CanGrant]).
+// capitals. ADMIN implies every other scope; WRITE, DELETE and BULK imply
+// READ. A key can only create keys with scopes it holds itself
+// ([Principal.CanGrant]).
 //
 // # Verification
 //

@@ -11,7 +11,11 @@ import (
 // Scope is a permission a key carries. Scopes are written in capitals.
 type Scope string
 
-// The scopes. ADMIN implies every other scope.
+// The scopes. ADMIN implies every other scope, and WRITE, DELETE and BULK
+// each imply READ: a write's answer (the record written, or only whether a
+// record exists) already tells what a read would, so a write scope that did
+// not read would protect nothing. Stripe's restricted keys follow the same
+// rule.
 const (
 	ScopeRead   Scope = "READ"
 	ScopeWrite  Scope = "WRITE"
@@ -62,10 +66,14 @@ func scopesError(code, msg string) error {
 }
 
 // Grants reports whether a key holding have may do what need allows: it
-// holds need itself or ADMIN.
+// holds need itself, or ADMIN, or need is READ and it holds a write scope
+// (WRITE, DELETE or BULK).
 func Grants(have []Scope, need Scope) bool {
 	for _, s := range have {
 		if s == need || s == ScopeAdmin {
+			return true
+		}
+		if need == ScopeRead && (s == ScopeWrite || s == ScopeDelete || s == ScopeBulk) {
 			return true
 		}
 	}

@@ -15,7 +15,7 @@ func (s *Service) keysFeature() feature {
 
 func keySchemas() map[string]any {
 	return map[string]any{
-		"Scope": str("A key scope; ADMIN implies every other.", "enum", scopeNames()),
+		"Scope": str("A key scope; ADMIN implies every other, and WRITE, DELETE and BULK imply READ.", "enum", scopeNames()),
 		"Key": obj("An API key's metadata; the plaintext is never shown again after creation.",
 			[]string{"id", "name", "prefix", "scopes", "created_at"}, map[string]any{
 				"id":           str("", "example", "key_01hzy3v6b5q6c8n9d0e1f2g3h4"),

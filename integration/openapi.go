@@ -154,7 +154,7 @@ func openAPIDocument(fs []feature, version string) map[string]any {
 			"version": version,
 			"description": "The integration API of the SmartLite CRM. Authenticate with an API key: " +
 				"Authorization: Bearer slk_…. Each operation names the scope it needs in x-required-scope; " +
-				"ADMIN implies every scope. Errors are RFC 9457 problem documents with a stable code.",
+				"ADMIN implies every scope; WRITE, DELETE and BULK imply READ. Errors are RFC 9457 problem documents with a stable code.",
 		},
 		"paths": paths,
 		"components": map[string]any{
