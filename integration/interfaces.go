@@ -8,6 +8,7 @@ import (
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/connector"
+	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/webhook/outbound"
 )
@@ -62,6 +63,7 @@ type Store interface {
 	records.Store
 	apikey.Store
 	outbound.Store
+	ingest.InboundStore
 	// CreateWorkspace stores a new workspace, giving it an id when it has none.
 	CreateWorkspace(ctx context.Context, w *records.Workspace) error
 	// SetWorkspacePlan moves a workspace to another plan.
