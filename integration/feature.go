@@ -30,6 +30,7 @@ func (s *Service) buildFeatures() []feature {
 		s.auditFeature(),
 		s.eventsFeature(),
 		s.webhooksFeature(),
+		s.bulkFeature(),
 		s.inboundFeature(),
 	}
 }

@@ -63,6 +63,7 @@ type Store interface {
 	records.Store
 	apikey.Store
 	outbound.Store
+	ingest.BulkStore
 	ingest.InboundStore
 	// CreateWorkspace stores a new workspace, giving it an id when it has none.
 	CreateWorkspace(ctx context.Context, w *records.Workspace) error

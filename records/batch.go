@@ -49,7 +49,22 @@ type BatchOptions struct {
 type BatchResult struct {
 	Record  *Record
 	Created bool
+	// Changes are the fields an update changed, with their values before
+	// and after; empty, not nil, for an update that changed nothing; nil
+	// for creates and deletes.
+	Changes map[string]Change
 	Err     error
+}
+
+// resultChanges answers the Changes of the row's result.
+func (r *row) resultChanges() map[string]Change {
+	switch r.act {
+	case actUpdate:
+		return r.changes
+	case actNoop:
+		return map[string]Change{}
+	}
+	return nil
 }
 
 // errDryRun rolls back a dry run's transaction.
@@ -144,7 +159,7 @@ func (p *Pipeline) Batch(ctx context.Context, items []BatchItem, opts BatchOptio
 			case r.err != nil:
 				results[r.idx] = BatchResult{Err: r.err}
 			default:
-				results[r.idx] = BatchResult{Record: r.rec, Created: r.act == actCreate}
+				results[r.idx] = BatchResult{Record: r.rec, Created: r.act == actCreate, Changes: r.resultChanges()}
 			}
 		}
 		pending = retry

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/integration"
 	"github.com/smartlite/crmkit/store"
 )
@@ -10,4 +11,5 @@ var (
 	_ integration.Store        = (*store.Store)(nil)
 	_ integration.JobQueue     = (*store.Store)(nil)
 	_ integration.QueueDepther = (*store.Store)(nil)
+	_ ingest.BulkStore         = (*store.Store)(nil)
 )
