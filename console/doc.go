@@ -69,4 +69,14 @@
 // with each attempt's status code, duration, trigger, response headers and
 // body or network error, and a Redeliver button. A condition's value is
 // compared as text. Times are shown and entered in UTC.
+//
+// # Audit log
+//
+// The audit log lists every record write oldest first, with its source
+// (api, bulk, import, inbound, connector, ui), its actor (an API key is
+// shown by name) and its changes, filtered by record id, source and actor
+// id. The filter by record is the AuditLog's, on its index; source and
+// actor are matched on the entries read, and a page reads at most 5,000 of
+// them: when a rare match leaves a page short, it says how far it read and
+// links to the rest of the search.
 package console

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/console"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/webhook"
@@ -248,19 +250,96 @@ func TestWebhooks(t *testing.T) {
 
 func TestAudit(t *testing.T) {
 	e := newEnv(t, nil)
+	ctx := context.Background()
 	b := e.browser(t)
 	b.signIn(e.admin)
 	r := e.closeDeal(t, e.ws)
 	other := e.closeDeal(t, e.ws)
+	k, _, err := e.keys.Create(ctx, e.ws, "Finance Sync", []apikey.Scope{apikey.ScopeWrite}, nil)
+	require.NoError(t, err)
+	imported, err := e.pipeline.Create(ctx, records.Write{Workspace: e.ws, Object: "account", Fields: records.Fields{"name": "Initech"},
+		Source: records.SourceImport, Actor: records.Actor{Kind: "api_key", ID: k.ID}})
+	require.NoError(t, err)
+	_, err = e.pipeline.Create(ctx, records.Write{Workspace: e.ws2, Object: "account", Fields: records.Fields{"name": "Elsewhere"},
+		Source: records.SourceImport, Actor: records.Actor{Kind: "api_key", ID: k.ID}})
+	require.NoError(t, err)
 
 	p := b.get("/audit")
 	require.Contains(t, p.body, r.ID)
 	require.Contains(t, p.body, other.ID)
+	require.Contains(t, p.body, imported.ID)
+	require.NotContains(t, p.body, "Elsewhere")
 	require.Contains(t, p.body, "<code>stage</code>: Negotiation → Closed Won")
+	require.Contains(t, p.body, `Finance Sync <a href="/audit?actor=`+k.ID+`">`, "an API key actor is named")
 
 	p = b.get("/audit?record_id=" + r.ID)
 	require.Contains(t, p.body, r.ID)
 	require.NotContains(t, p.body, other.ID)
+
+	for _, q := range []string{"source=import", "actor=" + k.ID, "source=import&actor=" + k.ID} {
+		p = b.get("/audit?" + q)
+		require.Contains(t, p.body, imported.ID, q)
+		require.NotContains(t, p.body, r.ID, q)
+		require.NotContains(t, p.body, "Elsewhere", q)
+	}
+	p = b.get("/audit?source=bulk")
+	require.Contains(t, p.body, "No entries match the filter.")
+	p = b.get("/audit?source=import&record_id=" + r.ID)
+	require.Contains(t, p.body, "No entries match the filter.")
+	p = b.get("/audit?source=nonsense")
+	require.Contains(t, p.body, imported.ID, "an unknown source is no filter")
+	require.Contains(t, p.body, r.ID)
+}
+
+// TestAuditFilterPages pages a filtered audit log: a page that fills up
+// links to the next match, and one that reads its bound of entries without
+// filling up says so and goes on from where it stopped.
+func TestAuditFilterPages(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	b := e.browser(t)
+	b.signIn(e.admin)
+	write := func(n int, src records.Source) []string {
+		items := make([]records.BatchItem, n)
+		for i := range items {
+			items[i] = records.BatchItem{Op: records.OpInsert, Write: records.Write{Workspace: e.ws, Object: "account",
+				Fields: records.Fields{"name": fmt.Sprintf("%s %d", src, i)}, Source: src, Actor: records.Actor{Kind: "system"}}}
+		}
+		res, err := e.pipeline.Batch(ctx, items, records.BatchOptions{AllOrNone: true})
+		require.NoError(t, err)
+		ids := make([]string, n)
+		for i, r := range res {
+			require.NoError(t, r.Err)
+			ids[i] = r.Record.ID
+		}
+		return ids
+	}
+	// 51 bulk writes, then more API writes than a page reads, then one more
+	// bulk write.
+	bulk := write(51, records.SourceBulk)
+	for range 5 {
+		write(1000, records.SourceAPI)
+	}
+	last := write(1, records.SourceBulk)[0]
+
+	p := b.get("/audit?source=bulk")
+	require.Contains(t, p.body, bulk[49])
+	require.NotContains(t, p.body, bulk[50], "a page shows 50 entries")
+	next := regexp.MustCompile(`<a href="(/audit\?[^"]+)">Next page</a>`).FindStringSubmatch(p.body)
+	require.NotNil(t, next, p.body)
+
+	p = b.get(html.UnescapeString(next[1]))
+	require.Contains(t, p.body, bulk[50])
+	require.NotContains(t, p.body, last, "the page read only its bound of entries")
+	require.Contains(t, p.body, "These are the matches among the next 5000 entries of the log.")
+	next = regexp.MustCompile(`<a href="(/audit\?[^"]+)">Search further</a>`).FindStringSubmatch(p.body)
+	require.NotNil(t, next, p.body)
+
+	p = b.get(html.UnescapeString(next[1]))
+	require.Contains(t, p.body, last)
+	require.NotContains(t, p.body, bulk[50])
+	require.NotContains(t, p.body, "Search further")
+	require.NotContains(t, p.body, "Next page")
 }
 
 func TestHiddenFeatures(t *testing.T) {
