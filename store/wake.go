@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -30,11 +32,13 @@ import (
 //     inserts outside a transaction, queue pauses, leadership) are treated
 //     the same way. This is the whole story on SQLite, where one process
 //     works its own database.
-//   - On Postgres, from other processes: River sends pg_notify in the
-//     inserting transaction, so it is delivered on commit, and the listener
-//     holds a pgx connection of its own that LISTENs for it. Notifications a
-//     process sent about inserts it has already announced in process carry
-//     its origin and are not taken twice.
+//   - On Postgres, from other processes: once such a transaction has
+//     committed, the store sends River's insert notification (pg_notify) for
+//     its queues, and each listener holds a pgx connection of its own that
+//     LISTENs for it. Notifications a process sent carry its origin, and its
+//     own listener skips them, having been woken in process already. River's
+//     own notifications (queue pauses, leadership, inserts of transactions
+//     the store does not run) pass through as River sends them.
 //
 // Polling stays on as the fallback: a notification that is lost (the
 // listener reconnecting, a host committing a PublishTx transaction) delays a
@@ -49,6 +53,70 @@ type wakeBus struct {
 	mu        sync.Mutex
 	listeners []*wakeListener
 	origin    string
+	// outbox holds insert notifications for other processes, sent by one
+	// goroutine at a time (sending).
+	outbox  []remoteInsert
+	sending bool
+}
+
+// announceSQL sends an insert notification on River's channel, committed
+// without waiting for its WAL to reach disk: it is a hint, and a lost one
+// costs a poll's wait.
+const announceSQL = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS off)
+SELECT pg_notify(concat(coalesce(nullif($1, ''), current_schema()), '.', $2::text), $3::text) FROM async`
+
+// announce tells the other processes on the database about jobs a
+// committed transaction made available: pg_notify, after the commit, on a
+// pooled connection. Not in the transaction itself: Postgres holds one
+// database-wide lock from a notifying transaction's commit until it has
+// reached disk, which makes concurrent writers commit one at a time (at
+// 16 writers the write time tripled). Notifications asked for while one is
+// being sent go out together in the next, so there is at most one in
+// flight, however many writes commit.
+func (b *wakeBus) announce(s *Store, rs []remoteInsert) {
+	if len(rs) == 0 {
+		return
+	}
+	b.mu.Lock()
+	for _, r := range rs {
+		if !slices.Contains(b.outbox, r) {
+			b.outbox = append(b.outbox, r)
+		}
+	}
+	if b.sending {
+		b.mu.Unlock()
+		return
+	}
+	b.sending = true
+	origin := b.origin
+	if origin == "" {
+		b.origin = records.NewID("wake")
+		origin = b.origin
+	}
+	b.mu.Unlock()
+	go b.send(s, origin)
+}
+
+func (b *wakeBus) send(s *Store, origin string) {
+	for {
+		b.mu.Lock()
+		out := b.outbox
+		b.outbox = nil
+		if len(out) == 0 {
+			b.sending = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		for _, r := range out {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if _, err := s.sqldb.ExecContext(ctx, announceSQL, r.schema, wakeTopicInsert, insertPayload(r.queue, origin)); err != nil && s.cfg.logger != nil {
+				s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "store: job insert notification not sent; other processes find the jobs by polling",
+					slog.String("queue", r.queue), slog.String("err", err.Error()))
+			}
+			cancel()
+		}
+	}
 }
 
 func (b *wakeBus) id() string {
@@ -89,21 +157,21 @@ func (b *wakeBus) post(ns []riverdriver.Notification) {
 type wakeNotes struct {
 	mu sync.Mutex
 	ns []riverdriver.Notification
-	// sent are the queues this transaction has sent a Postgres insert
-	// notification for.
-	sent []string
+	// remote are the queues (with River's schema) to announce to other
+	// processes once the transaction has committed.
+	remote []remoteInsert
 }
 
-// markSent answers whether the queue's Postgres insert notification is
-// still to be sent, and counts it as sent.
-func (w *wakeNotes) markSent(queue string) bool {
+// remoteInsert is an insert notification for other processes.
+type remoteInsert struct{ schema, queue string }
+
+func (w *wakeNotes) addRemote(schema, queue string) {
+	r := remoteInsert{schema, queue}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if slices.Contains(w.sent, queue) {
-		return false
+	if !slices.Contains(w.remote, r) {
+		w.remote = append(w.remote, r)
 	}
-	w.sent = append(w.sent, queue)
-	return true
 }
 
 func (w *wakeNotes) add(topic, payload string) {
@@ -125,12 +193,12 @@ func (w *wakeNotes) addInserts(jobs []*riverdriver.JobInsertFastParams) {
 	}
 }
 
-func (w *wakeNotes) take() []riverdriver.Notification {
+func (w *wakeNotes) take() ([]riverdriver.Notification, []remoteInsert) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	ns := w.ns
-	w.ns = nil
-	return ns
+	ns, rs := w.ns, w.remote
+	w.ns, w.remote = nil, nil
+	return ns, rs
 }
 
 // insertPayload is River's insert notification payload, with the origin of
@@ -163,8 +231,16 @@ func (s *Store) runInTx(ctx context.Context, fn func(ctx context.Context, tx bun
 	if err := s.db.RunInTx(ctx, nil, fn); err != nil {
 		return err
 	}
-	s.wake.post(notes.take())
+	s.committed(notes)
 	return nil
+}
+
+// committed wakes the store's job clients for what a committed
+// transaction noted, and has the other processes told.
+func (s *Store) committed(notes *wakeNotes) {
+	ns, rs := notes.take()
+	s.wake.post(ns)
+	s.wake.announce(s, rs)
 }
 
 // wakeDriver is River's driver for the store's dialect with the store's
@@ -260,37 +336,29 @@ func (t *wakeTx) JobInsertFastManyNoReturning(ctx context.Context, params *river
 	return n, t.inserted(ctx, params)
 }
 
-// inserted notes the inserted jobs' queues for the in-process wake-up and,
-// on Postgres, notifies the other processes in the transaction. River
-// notifies too, but at most once per FetchCooldown per queue from each
-// client: a write that falls in that gap would wait for another process's
-// poll whenever the writer does not work the queue itself.
+// inserted notes the inserted jobs' queues, to wake the store's job
+// clients and, on Postgres, the other processes once the transaction has
+// committed.
 func (t *wakeTx) inserted(ctx context.Context, params *riverdriver.JobInsertFastManyParams) error {
 	w := t.notes(ctx)
 	if w == nil {
 		return nil
 	}
 	w.addInserts(params.Jobs)
-	if t.d.s.dialect != DialectPostgres {
-		return nil
-	}
-	var payloads []string
-	for _, j := range params.Jobs {
-		if j.State == rivertype.JobStateAvailable && w.markSent(j.Queue) {
-			payloads = append(payloads, insertPayload(j.Queue, t.d.s.wake.id()))
+	if t.d.s.dialect == DialectPostgres {
+		for _, j := range params.Jobs {
+			if j.State == rivertype.JobStateAvailable {
+				w.addRemote(params.Schema, j.Queue)
+			}
 		}
 	}
-	if len(payloads) == 0 {
-		return nil
-	}
-	return t.ExecutorTx.NotifyMany(ctx, &riverdriver.NotifyManyParams{Payload: payloads, Schema: params.Schema, Topic: wakeTopicInsert})
+	return nil
 }
 
 // NotifyMany announces on commit. On SQLite that is in process only. On
-// Postgres it is pg_notify, for the other processes; an insert
-// notification of a transaction that announces in process too is also
-// noted for that, and sent once per queue, with this process's origin so
-// that its own listener skips it.
+// Postgres it is pg_notify, for the other processes, but River's insert
+// notifications of a transaction that announces in process are noted
+// instead and announced after the commit (see wakeBus.announce).
 func (t *wakeTx) NotifyMany(ctx context.Context, params *riverdriver.NotifyManyParams) error {
 	w := t.notes(ctx)
 	switch {
@@ -300,30 +368,23 @@ func (t *wakeTx) NotifyMany(ctx context.Context, params *riverdriver.NotifyManyP
 		return nil
 	case w == nil:
 		return t.ExecutorTx.NotifyMany(ctx, params)
+	case params.Topic == wakeTopicInsert:
+		for _, p := range params.Payload {
+			q := queueOf(p)
+			// In the form addInserts gives it, so the two are one.
+			w.add(wakeTopicInsert, insertPayload(q, ""))
+			if t.d.s.dialect == DialectPostgres {
+				w.addRemote(params.Schema, q)
+			}
+		}
+		return nil
 	case t.d.s.dialect == DialectSQLite:
 		for _, n := range notificationsOf(params) {
-			if n.Topic == wakeTopicInsert {
-				// In the form addInserts gives it, so the two are one.
-				n.Payload = insertPayload(queueOf(n.Payload), "")
-			}
 			w.add(n.Topic, n.Payload)
 		}
 		return nil
-	case params.Topic != wakeTopicInsert:
-		return t.ExecutorTx.NotifyMany(ctx, params)
 	}
-	var payloads []string
-	for _, p := range params.Payload {
-		q := queueOf(p)
-		w.add(wakeTopicInsert, insertPayload(q, ""))
-		if w.markSent(q) {
-			payloads = append(payloads, insertPayload(q, t.d.s.wake.id()))
-		}
-	}
-	if len(payloads) == 0 {
-		return nil
-	}
-	return t.ExecutorTx.NotifyMany(ctx, &riverdriver.NotifyManyParams{Payload: payloads, Schema: params.Schema, Topic: params.Topic})
+	return t.ExecutorTx.NotifyMany(ctx, params)
 }
 
 func (t *wakeTx) Begin(ctx context.Context) (riverdriver.ExecutorTx, error) {
@@ -339,7 +400,7 @@ func (t *wakeTx) Commit(ctx context.Context) error {
 		return err
 	}
 	if t.own != nil && !t.nested {
-		t.d.s.wake.post(t.own.take())
+		t.d.s.committed(t.own)
 	}
 	return nil
 }
