@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smartlite/crmkit/records"
@@ -244,6 +245,7 @@ func (b *Bulk) runWhole(ctx context.Context, j *Job) error {
 	var failed []int64
 	keep := j.Mode == ModeAllOrNone && !j.ValidateOnly
 	var shown time.Time
+	var busy atomic.Bool
 	err = b.st.InTx(ctx, func(tctx context.Context, _ records.Tx) error {
 		for {
 			rows, done, err := readBatch(rr, b.cfg.BatchSize)
@@ -263,7 +265,7 @@ func (b *Bulk) runWhole(ctx context.Context, j *Job) error {
 				all = append(all, res...)
 				if time.Since(shown) >= time.Second {
 					shown = time.Now()
-					if err := b.progress(ctx, j.ID, int64(len(all))); err != nil {
+					if err := b.progress(ctx, &busy, j.ID, int64(len(all))); err != nil {
 						return err
 					}
 				}
@@ -318,23 +320,31 @@ func (b *Bulk) runWhole(ctx context.Context, j *Job) error {
 }
 
 // progress shows how far a job in one transaction got, outside that
-// transaction, and tells whether it was aborted. Neither is essential: on
-// SQLite the job's own transaction holds the database, and the update
-// waits only briefly.
-func (b *Bulk) progress(ctx context.Context, id string, processed int64) error {
-	pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	_, err := b.st.UpdateBulkJob(pctx, "", id, func(j *Job) (bool, error) {
-		if j.State != StateRunning {
-			return false, errAborted
-		}
-		now := b.now()
-		j.Processed, j.HeartbeatAt = processed, &now
-		return false, nil
-	})
-	if errors.Is(err, errAborted) {
+// transaction, and tells whether it was aborted. The count is written in
+// the background, at most one write at a time: on SQLite the job's own
+// transaction holds the database until it ends, and the write waits.
+func (b *Bulk) progress(ctx context.Context, busy *atomic.Bool, id string, processed int64) error {
+	j, err := b.st.GetBulkJob(ctx, "", id)
+	if err != nil {
 		return err
 	}
+	if j.State != StateRunning {
+		return errAborted
+	}
+	if !busy.CompareAndSwap(false, true) {
+		return nil
+	}
+	go func() {
+		defer busy.Store(false)
+		_, _ = b.st.UpdateBulkJob(context.WithoutCancel(ctx), "", id, func(j *Job) (bool, error) {
+			if j.State != StateRunning || j.Processed >= processed {
+				return false, errSkip
+			}
+			now := b.now()
+			j.Processed, j.HeartbeatAt = processed, &now
+			return false, nil
+		})
+	}()
 	return nil
 }
 
