@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -20,21 +22,46 @@ var (
 // is an error the caller sees instead of an empty write. The Content-Type is
 // not checked: the body has to be JSON whatever it says, and curl's -d
 // labels JSON as a form.
+//
+// A NUL character (\u0000) anywhere in the body is refused: no database
+// stores it in text, and it has no business in CRM data.
 func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, s.maxBody)
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return err
-		}
 		return errBadRequest("invalid_json", "the body must hold exactly one JSON value")
 	}
+	if hasEscapedNUL(body) {
+		return errBadRequest("invalid_json", "the body holds a NUL character (\\u0000), which no field may contain")
+	}
 	return nil
+}
+
+// hasEscapedNUL reports whether a JSON text holds \u0000 as an escape (not
+// as the text of an escaped backslash followed by u0000).
+func hasEscapedNUL(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`u0000`))
+		if j < 0 {
+			return false
+		}
+		k := i + j
+		slashes := 0
+		for k-1-slashes >= 0 && b[k-1-slashes] == '\\' {
+			slashes++
+		}
+		if slashes%2 == 1 {
+			return true
+		}
+		i = k + 5
+	}
 }
 
 // jsonError turns a decoding failure into the request error it answers as,
@@ -58,11 +85,35 @@ func jsonError(err error) error {
 		if where == "" {
 			where = "the body"
 		}
-		return errBadRequest("invalid_json", "wrong JSON type for "+where+": expected "+typeErr.Type.String())
+		return errBadRequest("invalid_json", "wrong JSON type for "+where+": expected "+jsonKind(typeErr.Type))
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		return errBadRequest("invalid_json", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return errBadRequest("invalid_json", "the body is not valid JSON: "+err.Error())
+}
+
+// jsonKind names a Go type as the JSON it decodes from, so that errors speak
+// of objects and arrays, not of the server's own type names.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another JSON value"
 }
 
 // writeJSON answers with v as JSON. Marshalling first means a value that

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -89,6 +90,15 @@ func (s *Service) listRecords(w http.ResponseWriter, r *http.Request) error {
 	// The pipeline pages records itself (a host's pipeline may page its own
 	// way), so this list answers its cursor rather than cutting limit+1.
 	recs, next, err := s.pipeline.List(r.Context(), q)
+	var invalid *records.ValidationError
+	if errors.As(err, &invalid) && len(q.Filter) > 0 {
+		// The query, not a body, was wrong: 400 naming each filter.
+		parts := make([]string, len(invalid.Fields))
+		for i, f := range invalid.Fields {
+			parts[i] = "filter[" + f.Field + "] " + f.Message
+		}
+		return errBadRequest("invalid_parameter", strings.Join(parts, "; "))
+	}
 	if err != nil {
 		return err
 	}
@@ -140,12 +150,20 @@ func (s *Service) updateRecord(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) upsertRecord(w http.ResponseWriter, r *http.Request) error {
+	version, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
 	var in recordInput
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
 	wr := s.apiWrite(r, in.Fields)
 	wr.ExternalID = r.PathValue("external_id")
+	wr.ExpectedVersion = version
+	if err := s.sameExternalID(wr); err != nil {
+		return err
+	}
 	rec, created, err := s.pipeline.Upsert(r.Context(), wr)
 	if err != nil {
 		return err
@@ -188,20 +206,50 @@ func (s *Service) apiWrite(r *http.Request, fields records.Fields) records.Write
 	}
 }
 
-// ifMatch reads the optional If-Match header as a record version: 3, "3" and
-// W/"3" all mean version 3; absent or * means any version (0).
+// ifMatch reads the optional If-Match header as a record version: 3 and "3"
+// mean version 3; absent or * means any version (0). A weak tag (W/"3") is
+// refused: If-Match compares strongly (RFC 9110, 13.1.1), and versions are
+// strong tags.
 func ifMatch(r *http.Request) (int64, error) {
 	v := strings.TrimSpace(r.Header.Get("If-Match"))
 	if v == "" || v == "*" {
 		return 0, nil
 	}
-	v = strings.TrimPrefix(v, "W/")
-	v = strings.Trim(v, `"`)
+	if strings.HasPrefix(v, "W/") {
+		return 0, errBadRequest("invalid_if_match", "If-Match compares strong tags; send the version as \"3\", not W/\"3\"")
+	}
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
 		return 0, errBadRequest("invalid_if_match", "If-Match must be a record version such as \"3\"")
 	}
 	return n, nil
+}
+
+// sameExternalID refuses an upsert whose body names an external id other
+// than the path's: which of the two was meant cannot be told.
+func (s *Service) sameExternalID(wr records.Write) error {
+	p, ok := s.pipeline.(interface {
+		Object(name string) (*records.Object, bool)
+	})
+	if !ok {
+		return nil
+	}
+	obj, ok := p.Object(wr.Object)
+	if !ok || obj.ExternalID == "" {
+		return nil
+	}
+	body, present := wr.Fields[obj.ExternalID]
+	if !present || body == nil {
+		return nil
+	}
+	if str, _ := body.(string); strings.TrimSpace(str) != strings.TrimSpace(wr.ExternalID) {
+		return errInvalid(records.FieldError{Field: obj.ExternalID, Code: "external_id_mismatch",
+			Message: "differs from the external id in the path; leave it out or send the same value"})
+	}
+	return nil
 }
 
 // writeRecord answers with a record and its version as the ETag, so a

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 
@@ -346,13 +349,43 @@ func (s *Service) chain(rt route) http.Handler {
 	return s.accessLog(h)
 }
 
-// bare is a route's handler alone, its errors answered as problems.
+// bare is a route's handler alone, its errors answered as problems. A path
+// or query holding a NUL character or bytes that are not UTF-8 is refused
+// before the handler runs: no database stores them in text, and every
+// handler would otherwise have to refuse them on its own.
 func (s *Service) bare(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := cleanURL(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		if err := rt.handle(w, r); err != nil {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// cleanURL refuses a request whose decoded path or query values hold a NUL
+// character or invalid UTF-8.
+func cleanURL(r *http.Request) error {
+	bad := func(v string) bool { return strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v) }
+	if bad(r.URL.Path) {
+		return errBadRequest("invalid_parameter", "the path holds a NUL character or bytes that are not UTF-8")
+	}
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	for name, vals := range r.URL.Query() {
+		if bad(name) {
+			return errBadRequest("invalid_parameter", "a query parameter's name holds a NUL character or bytes that are not UTF-8")
+		}
+		for _, v := range vals {
+			if bad(v) {
+				return errBadRequest("invalid_parameter", "query parameter "+strconv.Quote(name)+" holds a NUL character or bytes that are not UTF-8")
+			}
+		}
+	}
+	return nil
 }
 
 // guard puts h behind Authenticate, the rate limit and RequireScope(scope).

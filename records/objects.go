@@ -364,6 +364,28 @@ func (r *fieldRule) normalise(v any) (any, *FieldError) {
 	return nil, r.fail("invalid_type", "has an unknown type")
 }
 
+// filterText answers a filter value as the text a stored value of the field
+// has in the database's JSON (what ->> gives): the value normalised as a
+// write would be, so amount=48000.0 finds 48000 and a value the field could
+// never hold is an error rather than an empty answer.
+func (r *fieldRule) filterText(v string) (string, *FieldError) {
+	nv, fe := r.normalise(v)
+	if fe != nil {
+		return "", fe
+	}
+	switch x := nv.(type) {
+	case string:
+		return x, nil
+	case nil:
+		return "", r.fail("required", "a filter needs a value")
+	}
+	b, err := json.Marshal(nv)
+	if err != nil {
+		return "", r.fail("invalid_type", "cannot be a filter value")
+	}
+	return string(b), nil
+}
+
 // value normalises v and runs the field's validator tag on what is left.
 func (r *fieldRule) value(vv *validator.Validate, v any) (any, *FieldError) {
 	nv, fe := r.normalise(v)

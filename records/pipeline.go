@@ -165,11 +165,24 @@ func (p *Pipeline) List(ctx context.Context, q ListQuery) (recs []*Record, nextC
 		return nil, "", unknownObject(q.Object)
 	}
 	var errs []FieldError
-	for f := range q.Filter {
-		if _, ok := s.fields[f]; !ok {
+	var filter map[string]string
+	for f, val := range q.Filter {
+		fr, ok := s.fields[f]
+		if !ok {
 			errs = append(errs, FieldError{Field: f, Code: "unknown_field", Message: "is not a field of " + q.Object})
+			continue
 		}
+		text, fe := fr.filterText(val)
+		if fe != nil {
+			errs = append(errs, *fe)
+			continue
+		}
+		if filter == nil {
+			filter = make(map[string]string, len(q.Filter))
+		}
+		filter[f] = text
 	}
+	q.Filter = filter
 	if len(errs) > 0 {
 		sortFieldErrors(s, errs)
 		return nil, "", &ValidationError{Object: q.Object, Fields: errs}

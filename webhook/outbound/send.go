@@ -75,6 +75,12 @@ func (s *Service) attempt(ctx context.Context, e *Endpoint, ev *records.Event, d
 	req.Header.Set("User-Agent", s.userAgent)
 	req.Header.Set(HeaderEvent, ev.Type)
 	req.Header.Set(HeaderDelivery, deliveryID)
+	// The event id makes the POST idempotent for Go's transport, which then
+	// sends it again at once, on a fresh connection, when a kept-alive
+	// connection the receiver had closed fails before the request was
+	// written; without it that race is a spurious failed attempt.
+	// Receivers deduplicate by webhook-id, the same value.
+	req.Header["Idempotency-Key"] = []string{ev.ID}
 
 	a := Attempt{At: at, Trigger: trigger}
 	start := time.Now()
