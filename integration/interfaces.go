@@ -49,7 +49,9 @@ type RecordPipeline interface {
 	// a real run would give. Bulk jobs, imports, inbound webhooks and
 	// connectors all write through it. Per-item failures are in the
 	// results; the error reports the batch as a whole: a database outage,
-	// or, with AllOrNone, the row that stopped it.
+	// or, with AllOrNone, the row that stopped it. opts.Commit, when set,
+	// must run inside the transaction that commits the batch's writes, with
+	// a context that carries it (connectors commit their checkpoint so).
 	Batch(ctx context.Context, items []records.BatchItem, opts records.BatchOptions) ([]records.BatchResult, error)
 }
 
@@ -63,8 +65,8 @@ type Store interface {
 	records.Store
 	apikey.Store
 	outbound.Store
-	ingest.BulkStore
 	ingest.InboundStore
+	ingest.BulkStore
 	// CreateWorkspace stores a new workspace, giving it an id when it has none.
 	CreateWorkspace(ctx context.Context, w *records.Workspace) error
 	// SetWorkspacePlan moves a workspace to another plan.

@@ -41,6 +41,14 @@ type BatchOptions struct {
 	// transaction that is then rolled back; results say what would have
 	// happened.
 	DryRun bool
+	// Commit, when set, runs inside the transaction that writes the batch's
+	// last rows, after them, so that what it writes commits if and only if
+	// the batch's writes do (a connector's checkpoint with its page). Its
+	// context carries the transaction: package store's methods called with
+	// it write in it. It runs once, in the round after which no row is left
+	// to retry, in a transaction of its own when no row writes anything, and
+	// not at all on a dry run; its error fails the batch.
+	Commit func(ctx context.Context) error
 }
 
 // BatchResult is the outcome of one row: the record written (for deletes,
@@ -93,6 +101,12 @@ func (p *Pipeline) Batch(ctx context.Context, items []BatchItem, opts BatchOptio
 				return nil, errors.New("records: batch items with Refs need BatchOptions.AllOrNone")
 			}
 		}
+	}
+	if len(items) == 0 {
+		if opts.Commit != nil && !opts.DryRun {
+			return nil, p.st.InTx(ctx, func(ctx context.Context, _ Tx) error { return opts.Commit(ctx) })
+		}
+		return nil, nil
 	}
 	results := make([]BatchResult, len(items))
 	pending := make([]int, len(items))

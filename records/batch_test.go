@@ -265,3 +265,57 @@ func TestBatchRefs(t *testing.T) {
 		require.Error(t, err)
 	})
 }
+
+// TestBatchCommit: BatchOptions.Commit writes in the batch's transaction:
+// what it writes is kept exactly when the batch's writes are, also when no
+// row writes anything, and a dry run never calls it.
+func TestBatchCommit(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn, records.Config{}, "enterprise")
+		ctx := context.Background()
+		item := func(name string) records.BatchItem {
+			return records.BatchItem{Op: records.OpUpsert, Write: records.Write{Workspace: e.ws, Object: "account",
+				ExternalID: "acct-" + name, Fields: records.Fields{"name": name}}}
+		}
+		bad := records.BatchItem{Op: records.OpInsert, Write: records.Write{Workspace: e.ws, Object: "account",
+			Fields: records.Fields{"website": "not a url"}}}
+		// The hook marks its run by creating a workspace inside the
+		// transaction it is given.
+		mark := func(id string) func(ctx context.Context) error {
+			return func(ctx context.Context) error {
+				return e.st.CreateWorkspace(ctx, &records.Workspace{ID: id, Name: id, Plan: "starter"})
+			}
+		}
+		kept := func(id string) bool {
+			_, err := e.st.GetWorkspace(ctx, id)
+			return err == nil
+		}
+
+		_, err := e.p.Batch(ctx, []records.BatchItem{item("a"), bad}, records.BatchOptions{Commit: mark("ws_partial")})
+		require.NoError(t, err)
+		require.True(t, kept("ws_partial"), "committed with the partial batch's good row")
+
+		_, err = e.p.Batch(ctx, []records.BatchItem{item("b"), bad}, records.BatchOptions{AllOrNone: true, Commit: mark("ws_aborted")})
+		require.Error(t, err)
+		require.False(t, kept("ws_aborted"), "an aborted batch keeps nothing of the hook")
+
+		_, err = e.p.Batch(ctx, []records.BatchItem{item("a")}, records.BatchOptions{Commit: mark("ws_unchanged")})
+		require.NoError(t, err)
+		require.True(t, kept("ws_unchanged"), "a batch that changes nothing still commits the hook")
+
+		_, err = e.p.Batch(ctx, []records.BatchItem{item("c")}, records.BatchOptions{DryRun: true, Commit: mark("ws_dry")})
+		require.NoError(t, err)
+		require.False(t, kept("ws_dry"))
+
+		_, err = e.p.Batch(ctx, nil, records.BatchOptions{Commit: mark("ws_empty")})
+		require.NoError(t, err)
+		require.True(t, kept("ws_empty"))
+
+		failing := func(context.Context) error { return errors.New("checkpoint refused") }
+		_, err = e.p.Batch(ctx, []records.BatchItem{item("d")}, records.BatchOptions{Commit: failing})
+		require.Error(t, err)
+		recs, _, err := e.p.List(ctx, records.ListQuery{Workspace: e.ws, Object: "account", Filter: map[string]string{"name": "d"}})
+		require.NoError(t, err)
+		require.Empty(t, recs, "the hook's error rolls the batch back")
+	})
+}

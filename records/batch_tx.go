@@ -61,6 +61,9 @@ func (p *Pipeline) write(ctx context.Context, rows []*row, opts BatchOptions, la
 		}
 	}
 	if writes == 0 {
+		if opts.Commit != nil && !opts.DryRun {
+			return nil, nil, p.st.InTx(ctx, func(ctx context.Context, _ Tx) error { return opts.Commit(ctx) })
+		}
 		return nil, nil, nil
 	}
 	run := &txRun{p: p, rows: rows, opts: opts, last: last, savepointFrom: len(rows)}
@@ -173,6 +176,11 @@ func (t *txRun) do(ctx context.Context, tx Tx) error {
 	}
 	if t.opts.DryRun {
 		return errDryRun
+	}
+	if t.opts.Commit != nil && len(t.retry) == 0 {
+		if err := t.opts.Commit(ctx); err != nil {
+			return err
+		}
 	}
 	if len(fanout) > 0 {
 		if err := tx.(RowTx).EnqueueFanout(ctx, fanout...); err != nil {
