@@ -228,8 +228,12 @@ type InboundStore interface {
 	// not waiting to be processed, and answers how many.
 	PruneInboundEvents(ctx context.Context, before time.Time) (int64, error)
 
-	// InTx runs fn in one transaction (in a savepoint when ctx carries
-	// one), as records.Store does; the calls below run in it.
+	// ProcessInboundTx runs fn in one transaction, carried by the context
+	// fn gets, through which the record pipeline and the calls below read
+	// and write; it commits when fn returns nil.
+	ProcessInboundTx(ctx context.Context, fn func(ctx context.Context) error) error
+	// InTx runs fn in one transaction, or in a savepoint of the one ctx
+	// carries, as records.Store does.
 	InTx(ctx context.Context, fn func(ctx context.Context, tx records.Tx) error) error
 	// LockInboundEvent answers an event by id, locking it until the
 	// transaction ends, so one event is processed by one job at a time.

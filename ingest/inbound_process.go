@@ -104,7 +104,7 @@ func (in *Inbound) Process(ctx context.Context, eventID string) error {
 // try again; on the last attempt it fails the event instead.
 func (in *Inbound) process(ctx context.Context, id string, last bool) error {
 	var status string
-	err := in.st.InTx(ctx, func(ctx context.Context, _ records.Tx) error {
+	err := in.st.ProcessInboundTx(ctx, func(ctx context.Context) error {
 		ev, err := in.st.LockInboundEvent(ctx, id)
 		if errors.Is(err, records.ErrNotFound) {
 			return nil // deleted with its source
@@ -494,7 +494,7 @@ func (in *Inbound) Preview(ctx context.Context, workspace, id string, body []byt
 	}
 	var written []WrittenRecord
 	var recs []*records.Record
-	err = in.st.InTx(ctx, func(ctx context.Context, _ records.Tx) error {
+	err = in.st.ProcessInboundTx(ctx, func(ctx context.Context) error {
 		var err error
 		written, recs, failure, err = in.write(ctx, workspace, src, plan, true)
 		if err != nil {

@@ -422,6 +422,23 @@ func (s *Store) PruneInboundEvents(ctx context.Context, before time.Time) (int64
 const lockInboundEventSQL = `SELECT id, workspace_id, source_id, dedup_key, status, headers, body, received_at,
 	processed_at, attempts, duplicates, written, error FROM inbound_events WHERE id = $1`
 
+// ProcessInboundTx runs fn in one transaction, in which the record
+// pipeline reads and writes through ctx. On SQLite the statements of the
+// reads made in it are prepared on the pool first: preparing one inside
+// the transaction would need a second connection, and SQLite's small pool
+// may have none free while other writers wait for the lock the
+// transaction holds.
+func (s *Store) ProcessInboundTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.dialect == DialectSQLite && s.txFrom(ctx) == nil {
+		for _, q := range []string{lockInboundEventSQL, inboundSourceOfSQL, getRecordSQL, getRecordByExternalIDSQL, getWorkspaceSQL} {
+			if _, err := s.prepared(ctx, q); err != nil {
+				return err
+			}
+		}
+	}
+	return s.InTx(ctx, func(ctx context.Context, _ records.Tx) error { return fn(ctx) })
+}
+
 // LockInboundEvent answers an event by id, locked until the transaction in
 // ctx ends.
 func (s *Store) LockInboundEvent(ctx context.Context, id string) (*ingest.InboundEvent, error) {
