@@ -1,13 +1,19 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +22,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/console"
+	"github.com/smartlite/crmkit/integration"
+	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/internal/testlog"
+	"github.com/smartlite/crmkit/records"
+	"github.com/smartlite/crmkit/store"
+	"github.com/smartlite/crmkit/webhook"
 	"github.com/smartlite/crmkit/webhook/outbound"
 )
 
@@ -77,6 +90,8 @@ type tab struct {
 	base string
 	dir  string
 	step int
+	// checked names the pages axe checked.
+	checked []string
 }
 
 func newTab(t *testing.T, base string) *tab {
@@ -177,6 +192,7 @@ func (b *tab) screenshots(name string) {
 		require.NoError(b.t, err)
 		path := b.screenshot(fmt.Sprintf("%s-%d", name, w.width))
 		require.LessOrEqual(b.t, overflow, 0, "%s is %d px wider than a %d px window (%s)", name, overflow, w.width, path)
+		b.axe(fmt.Sprintf("%s-%d", name, w.width))
 	}
 }
 
@@ -185,88 +201,271 @@ func (b *tab) open(path string, ready string) {
 	b.do("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS(ready)))
 }
 
-// TestBrowserWalkthrough follows the product guide in headless Chromium:
+// apiEnv is what the reference server runs: the REST API of an
+// integration.Service and the console over the same services, on one
+// loopback server and a real SQLite store, with a workspace and its ADMIN
+// key. Deliveries retry once, after 50 ms.
+type apiEnv struct {
+	st   *store.Store
+	svc  *integration.Service
+	srv  *httptest.Server
+	logs *testlog.Buffer
+
+	ws, admin string
+}
+
+func newAPIEnv(tb testing.TB) *apiEnv {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, testdb.SQLiteDSN(tb))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = st.Close() })
+	e := &apiEnv{st: st, logs: &testlog.Buffer{}}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.svc, err = integration.New(integration.Config{Store: st, Logger: log, AllowPrivateWebhooks: true,
+		Webhooks: outbound.Config{Schedule: []time.Duration{50 * time.Millisecond}, Jitter: -1}})
+	require.NoError(tb, err)
+	require.NoError(tb, e.svc.Start(ctx))
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.svc.Stop(ctx)
+	})
+	w := &records.Workspace{Name: "Acme", Plan: "enterprise"}
+	require.NoError(tb, st.CreateWorkspace(ctx, w))
+	e.ws = w.ID
+	_, e.admin, err = e.svc.Keys().Create(ctx, w.ID, "Acme admin", []apikey.Scope{apikey.ScopeAdmin}, nil)
+	require.NoError(tb, err)
+
+	con, err := console.New(console.Config{Keys: e.svc.Keys(), Webhooks: e.svc.Webhooks(), Audit: st, Logger: log})
+	require.NoError(tb, err)
+	mux := http.NewServeMux()
+	mux.Handle("/api/", e.svc.Handler())
+	mux.Handle("/", con)
+	e.srv = httptest.NewServer(mux)
+	tb.Cleanup(e.srv.Close)
+	return e
+}
+
+// call sends a JSON request to the REST API with key and answers the
+// status and the decoded body.
+func (e *apiEnv) call(tb testing.TB, method, path, key string, body any) (int, map[string]any) {
+	tb.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(tb, err)
+	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(b))
+	require.NoError(tb, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.srv.Client().Do(req)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(tb, json.NewDecoder(resp.Body).Decode(&out))
+	return resp.StatusCode, out
+}
+
+// closeDeal creates an opportunity in Negotiation and moves it to Closed
+// Won through the REST API with key, as a finance system would, and
+// answers its id.
+func (e *apiEnv) closeDeal(tb testing.TB, key, name string) string {
+	tb.Helper()
+	status, rec := e.call(tb, http.MethodPost, "/api/v1/records/opportunity", key,
+		map[string]any{"fields": map[string]any{"name": name, "stage": "Negotiation", "amount": 5000}})
+	require.Equal(tb, http.StatusCreated, status, rec)
+	id := rec["id"].(string)
+	status, rec = e.call(tb, http.MethodPatch, "/api/v1/records/opportunity/"+id, key,
+		map[string]any{"fields": map[string]any{"stage": "Closed Won"}})
+	require.Equal(tb, http.StatusOK, status, rec)
+	return id
+}
+
+// waitDeliveries waits for the endpoint to have n deliveries, none pending,
+// and answers them newest first.
+func (e *apiEnv) waitDeliveries(tb testing.TB, endpointID string, n int) []*outbound.Delivery {
+	tb.Helper()
+	var got []*outbound.Delivery
+	require.Eventually(tb, func() bool {
+		ds, err := e.svc.Webhooks().Deliveries(context.Background(), outbound.DeliveryQuery{Workspace: e.ws, EndpointID: endpointID, Limit: 200})
+		if err != nil || len(ds) != n || slices.ContainsFunc(ds, func(d *outbound.Delivery) bool { return d.Status == outbound.StatusPending }) {
+			return false
+		}
+		got = ds
+		return true
+	}, waitTimeout, 20*time.Millisecond)
+	return got
+}
+
+// fieldError checks that the form control sel is described by the error
+// message errID, shown inside the control's own field box, which is marked
+// invalid (and so is the control, when it is an input), and answers the
+// message.
+func (b *tab) fieldError(sel, errID string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`(() => {
+		const el = document.querySelector(`+strconv.Quote(sel)+`);
+		const msg = document.getElementById(`+strconv.Quote(errID)+`);
+		if (!el || !msg) return {};
+		const box = el.closest(".field");
+		return {input: el.matches("input, select, textarea"), invalid: el.getAttribute("aria-invalid") || "",
+			describedBy: el.getAttribute("aria-describedby") || "",
+			inBox: !!box && box.contains(msg) && box.classList.contains("invalid"), text: msg.textContent};
+	})()`))
+	require.NoError(b.t, err)
+	require.NotEmpty(b.t, got, "%s and #%s are on the page", sel, errID)
+	if got["input"] == true {
+		require.Equal(b.t, "true", got["invalid"], "%s is marked invalid", sel)
+	}
+	require.Contains(b.t, strings.Fields(fmt.Sprint(got["describedBy"])), errID, "%s is described by its error", sel)
+	require.Equal(b.t, true, got["inBox"], "the error is shown in %s's field", sel)
+	return fmt.Sprint(got["text"])
+}
+
+// TestBrowserWalkthrough follows the product guide in headless Chromium,
+// on the REST API and the console as the reference server mounts them:
 // sign in with the ADMIN key, create the "Finance Sync" key and read it
-// once, register a webhook endpoint on a loopback receiver, see deliveries
-// succeed and fail in its log, redeliver, and sign out.
+// once, register a webhook endpoint on a loopback receiver, close a deal
+// through the API with the Finance Sync key, see the delivery in the log,
+// make the receiver fail and see the failed attempt with its error,
+// redeliver and see it succeed, read the audit log, and sign out. Forms
+// refused by the services show the error beside the field. Every page is
+// checked with axe-core at 1280 and 390 px.
 func TestBrowserWalkthrough(t *testing.T) {
 	chromium(t)
-	e := newEnv(t, nil)
+	e := newAPIEnv(t)
 	ctx := context.Background()
 	rv := newReceiver(t)
 	b := newTab(t, e.srv.URL)
 
 	// Sign in.
 	b.open("/", "#key")
-	b.screenshot("sign-in")
+	b.screenshots("sign-in")
 	b.do("sign in",
 		chromedp.SendKeys(chromedp.ID("key"), e.admin),
 		chromedp.Click(chromedp.CSS(`form[action="/sign-in"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.button[href="/keys/new"]`)),
 	)
+	b.screenshots("keys-first")
 
-	// API Keys → New Key → "Finance Sync", READ + WRITE.
+	// API Keys → New Key → "Finance Sync". Without a scope the key service
+	// refuses it, and the form says so beside the scopes.
 	b.do("new key form",
 		chromedp.Click(chromedp.CSS(`a.button[href="/keys/new"]`)),
 		chromedp.WaitVisible(chromedp.ID("name")),
 		chromedp.SendKeys(chromedp.ID("name"), "Finance Sync"),
+	)
+	b.screenshots("new-key")
+	b.do("create key without scopes",
+		chromedp.Click(chromedp.CSS(`form[action="/keys"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("scopes-error")),
+	)
+	require.NotEmpty(t, b.fieldError(`fieldset:has(input[name=scopes])`, "scopes-error"))
+	require.Equal(t, "Finance Sync", b.value("#name"), "the name typed is kept")
+	b.screenshots("new-key-refused")
+
+	// READ + WRITE: the plaintext is shown once.
+	b.do("create key",
 		chromedp.Click(chromedp.CSS(`input[name=scopes][value=READ]`)),
 		chromedp.Click(chromedp.CSS(`input[name=scopes][value=WRITE]`)),
-	)
-	b.screenshot("new-key")
-	b.do("create key",
 		chromedp.Click(chromedp.CSS(`form[action="/keys"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("plaintext")),
 		chromedp.WaitVisible(chromedp.CSS(`button.copy`)), // shown by script
 	)
-	plain := b.value("#plaintext")
-	p, err := e.keys.Verify(ctx, plain)
+	financeKey := b.value("#plaintext")
+	p, err := e.svc.Keys().Verify(ctx, financeKey)
 	require.NoError(t, err, "the key shown works")
 	require.Equal(t, []apikey.Scope{apikey.ScopeRead, apikey.ScopeWrite}, p.Scopes)
+	financeKeyID := p.KeyID
 	b.screenshots("key-created")
 
 	b.do("done", chromedp.Click(chromedp.CSS(`a.button[href="/keys"]`)), chromedp.WaitVisible(chromedp.CSS(`a.button[href="/keys/new"]`)))
 	keysPage := b.html()
 	require.Contains(t, keysPage, "Finance Sync")
 	require.Contains(t, keysPage, "READ, WRITE")
-	require.NotContains(t, keysPage, plain, "read once")
+	require.NotContains(t, keysPage, financeKey, "read once")
 	require.NotContains(t, keysPage, e.admin)
 	b.screenshots("keys")
 
-	// Webhooks → New Endpoint → the loopback receiver, record.updated.
-	b.do("new endpoint form",
+	// Webhooks → New Endpoint → the loopback receiver, record.updated of
+	// opportunities. A misspelt object is refused beside its field.
+	b.do("webhooks",
 		chromedp.Click(chromedp.CSS(`nav a[href="/webhooks"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.button[href="/webhooks/new"]`)),
+	)
+	b.screenshots("webhooks-empty")
+	b.do("new endpoint form",
 		chromedp.Click(chromedp.CSS(`a.button[href="/webhooks/new"]`)),
 		chromedp.WaitVisible(chromedp.ID("url")),
 		chromedp.SendKeys(chromedp.ID("url"), rv.srv.URL+"/finance"),
-		chromedp.SendKeys(chromedp.ID("objects"), "opportunity"),
+		chromedp.SendKeys(chromedp.ID("objects"), "opportunity, oportunity"),
+		chromedp.SendKeys(chromedp.ID("condition_field"), "stage"),
+		chromedp.SendKeys(chromedp.ID("condition_value"), "Closed Won"),
 	)
-	b.screenshot("new-endpoint")
+	b.screenshots("new-endpoint")
+	b.do("create endpoint with a misspelt object",
+		chromedp.Click(chromedp.CSS(`form[action="/webhooks"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("objects-error")),
+	)
+	require.Contains(t, b.fieldError("#objects", "objects-error"), "oportunity")
+	require.Equal(t, rv.srv.URL+"/finance", b.value("#url"), "what was typed is kept")
+	require.Equal(t, "Closed Won", b.value("#condition_value"))
+	b.screenshots("new-endpoint-refused")
 	b.do("create endpoint",
+		chromedp.SetValue(chromedp.ID("objects"), "opportunity"),
 		chromedp.Click(chromedp.CSS(`form[action="/webhooks"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("secret")),
 	)
 	secret := b.value("#secret")
 	require.True(t, strings.HasPrefix(secret, "whsec_"))
-	eps, err := e.hooks.List(ctx, e.ws, "", 10)
+	eps, err := e.svc.Webhooks().List(ctx, e.ws, "", 10)
 	require.NoError(t, err)
 	require.Len(t, eps, 1)
 	id := eps[0].ID
-	require.Equal(t, secret, eps[0].Secret)
 	require.Equal(t, []string{"record.updated"}, eps[0].Events, "record.updated is checked by default")
+	require.Equal(t, []string{"opportunity"}, eps[0].Objects)
+	require.Equal(t, &outbound.Condition{Field: "stage", ChangedTo: "Closed Won"}, eps[0].Condition)
+	b.screenshots("endpoint-created")
 
-	// A deal closes: the delivery is in the log.
-	e.closeDeal(t, e.ws)
-	e.waitDeliveries(t, e.ws, id, 1)
+	// A deal closes through the API, with the Finance Sync key: the
+	// receiver gets the signed payload, and the delivery is in the log.
+	deal := e.closeDeal(t, financeKey, "Big deal")
+	e.waitDeliveries(t, id, 1)
+	require.Equal(t, 1, rv.received())
+	rv.mu.Lock()
+	require.NoError(t, webhook.Verify(rv.got[0].Header, rv.bodies[0], []string{secret}), "signed with the secret shown")
+	var payload struct {
+		Type string `json:"type"`
+		Data struct {
+			Record  map[string]any `json:"record"`
+			Changes map[string]struct {
+				To any `json:"to"`
+			} `json:"changes"`
+			Source string        `json:"source"`
+			Actor  records.Actor `json:"actor"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(rv.bodies[0], &payload))
+	rv.mu.Unlock()
+	require.Equal(t, "record.updated", payload.Type)
+	require.Equal(t, deal, payload.Data.Record["id"])
+	require.Equal(t, "Closed Won", payload.Data.Changes["stage"].To)
+	require.Equal(t, "api", payload.Data.Source)
+	require.Equal(t, records.Actor{Kind: "api_key", ID: financeKeyID}, payload.Data.Actor)
+
 	b.open("/webhooks/"+id, "#log")
 	require.Contains(t, b.text("#log"), "Succeeded")
+	require.Contains(t, b.text("#log"), "record.updated")
 	require.NotContains(t, html.UnescapeString(b.html()), secret, "the secret was shown once")
+	b.screenshots("endpoint")
 
-	// The receiver fails: the failed attempt shows its status and body.
+	// The receiver fails: the next deal's delivery fails, and the log
+	// filtered to failures shows each attempt with its error and the
+	// receiver's answer.
 	rv.setStatus(http.StatusBadGateway)
-	e.closeDeal(t, e.ws)
-	ds := e.waitDeliveries(t, e.ws, id, 2)
+	e.closeDeal(t, financeKey, "Bigger deal")
+	ds := e.waitDeliveries(t, id, 2)
 	require.Equal(t, outbound.StatusFailed, ds[0].Status)
 	b.open("/webhooks/"+id, "#log")
 	b.do("filter failed",
@@ -276,25 +475,58 @@ func TestBrowserWalkthrough(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#log details.delivery > summary`)),
 		chromedp.WaitVisible(chromedp.CSS(`#log .attempt-error`)),
 	)
-	require.Contains(t, b.text("#log"), "HTTP 502")
+	logText := b.text("#log")
+	require.Contains(t, logText, "Failed")
+	require.Contains(t, logText, "2 attempts")
+	require.Contains(t, logText, "HTTP 502")
+	require.Contains(t, b.text("#log .attempt-error"), "unexpected status 502 Bad Gateway")
 	loc, err := chromedp.Run(b.ctx, chromedp.Location())
 	require.NoError(t, err)
 	require.Contains(t, loc, "status=failed", "htmx pushed the filter into the URL")
-	b.screenshots("endpoint")
+	b.do("show the receiver's answer", chromedp.Click(chromedp.CSS(`#log details.delivery .attempt details:last-of-type > summary`)))
+	require.Contains(t, b.text("#log"), "receiver says no")
+	b.screenshots("endpoint-failed")
 
-	// Redeliver once the receiver is fixed.
+	// Redeliver once the receiver is fixed: it succeeds, by hand.
 	rv.setStatus(http.StatusOK)
 	b.do("redeliver",
 		chromedp.Click(chromedp.CSS(`#log details.delivery form.inline button`)),
 		chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
 	)
+	require.Contains(t, b.text("p.notice"), "queued to be sent again")
 	require.Eventually(t, func() bool {
-		d, err := e.hooks.Delivery(ctx, e.ws, ds[0].ID)
+		d, err := e.svc.Webhooks().Delivery(ctx, e.ws, ds[0].ID)
 		return err == nil && d.Status == outbound.StatusSucceeded
 	}, waitTimeout, 20*time.Millisecond)
 	b.open("/deliveries/"+ds[0].ID, "details.delivery[open]")
-	require.Contains(t, b.text("details.delivery"), "manual")
-	b.screenshot("redelivered")
+	delivery := b.text("details.delivery")
+	require.Contains(t, delivery, "Succeeded")
+	require.Contains(t, delivery, "Attempt 3")
+	require.Contains(t, delivery, "manual")
+	b.screenshots("redelivered")
+
+	// The list shows the endpoint's health.
+	b.open("/webhooks", "table.list")
+	list := b.text("table.list")
+	require.Contains(t, list, "Healthy")
+	require.Contains(t, list, "0% of 2", "both deliveries succeeded in the end")
+	b.screenshots("webhooks")
+
+	// The audit log: the deals' writes, made through the API by the key.
+	b.do("audit log",
+		chromedp.Click(chromedp.CSS(`nav a[href="/audit"]`)),
+		chromedp.WaitVisible(chromedp.ID("actor")),
+		chromedp.SetValue(chromedp.ID("source"), "api"),
+		chromedp.SendKeys(chromedp.ID("actor"), financeKeyID),
+		chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
+		// The value attribute is the server's: the filtered page has come.
+		chromedp.WaitVisible(chromedp.CSS(`#actor[value="`+financeKeyID+`"]`)),
+	)
+	audit := b.text("table.list")
+	require.Contains(t, audit, deal)
+	require.Contains(t, audit, "Finance Sync")
+	require.Equal(t, 4, strings.Count(b.html(), `<td data-label="Action">`), "two deals, each created and closed")
+	b.screenshots("audit")
 
 	// Sign out ends the session.
 	b.do("sign out",
@@ -302,10 +534,13 @@ func TestBrowserWalkthrough(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("key")),
 	)
 	require.Contains(t, b.text("p.notice"), "You have signed out.")
+	b.screenshots("signed-out")
 	b.open("/keys", "#key")
+	b.open("/webhooks/"+id, "#key")
 
 	logs := e.logs.String()
 	require.NotContains(t, logs, e.admin)
-	require.NotContains(t, logs, plain)
+	require.NotContains(t, logs, financeKey)
 	require.NotContains(t, logs, secret)
+	t.Logf("axe-core checked %d page views: %s", len(b.checked), strings.Join(b.checked, ", "))
 }

@@ -19,13 +19,15 @@ const (
 )
 
 // Geometry of the SVG, in its own units; CSS scales it to the page width.
+// The margins hold the labels at the larger type phones get (see
+// console.css), where the chart is drawn at under half its size.
 const (
 	chartWidth  = 720.0
-	chartHeight = 200.0
-	chartLeft   = 36.0
+	chartHeight = 220.0
+	chartLeft   = 64.0
 	chartRight  = 8.0
-	chartTop    = 10.0
-	chartBottom = 24.0
+	chartTop    = 14.0
+	chartBottom = 40.0
 )
 
 type chart struct {
@@ -142,12 +144,14 @@ func layoutChart(buckets []chartBucket, start time.Time) chart {
 		}
 		c.Bars = append(c.Bars, bar)
 		if i%6 == 0 {
-			c.XLabels = append(c.XLabels, chartLabel{X: round1(x + slot*0.35), Y: chartHeight - 6, Text: from.Format("15:04")})
+			// An hour's label starts where its bar does, clear of the
+			// y axis's labels however large phones draw them.
+			c.XLabels = append(c.XLabels, chartLabel{X: round1(x), Y: c.PlotEnd + 8, Text: from.Format("15:04")})
 		}
 	}
 	for _, v := range []int{0, top / 2, top} {
 		y := c.PlotEnd - plotH*float64(v)/float64(top)
-		c.YLabels = append(c.YLabels, chartLabel{X: c.Left - 6, Y: round1(y + 4), LineY: round1(y), Text: fmt.Sprint(v)})
+		c.YLabels = append(c.YLabels, chartLabel{X: c.Left - 8, Y: round1(y), LineY: round1(y), Text: fmt.Sprint(v)})
 	}
 	return c
 }

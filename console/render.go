@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +38,7 @@ var funcs = template.FuncMap{
 	"headers":  formatHeaders,
 	"statusOK": func(code int) bool { return code >= 200 && code < 300 },
 	"dict":     dict,
+	"value":    formatValue,
 }
 
 // dict makes a map of name, value pairs, for passing several values to a
@@ -200,6 +203,27 @@ func formErrors(err error, fields map[string]string) (fe fieldErrors, ok bool) {
 		return fieldErrors{"": "The workspace's plan does not allow this."}, true
 	}
 	return nil, false
+}
+
+// formatValue shows a field's value as a change in the audit log has it:
+// JSON's values, with no value shown as a dash and numbers written out in
+// full.
+func formatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "—"
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }

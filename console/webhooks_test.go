@@ -270,6 +270,7 @@ func TestAudit(t *testing.T) {
 	require.Contains(t, p.body, imported.ID)
 	require.NotContains(t, p.body, "Elsewhere")
 	require.Contains(t, p.body, "<code>stage</code>: Negotiation → Closed Won")
+	require.Contains(t, p.body, "<code>amount</code>: — → 5000", "a field that had no value")
 	require.Contains(t, p.body, `Finance Sync <a href="/audit?actor=`+k.ID+`">`, "an API key actor is named")
 
 	p = b.get("/audit?record_id=" + r.ID)
