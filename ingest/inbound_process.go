@@ -25,11 +25,11 @@ import (
 const (
 	// inboundJobTimeout bounds one processing run; a run still marked
 	// running well after it can only belong to a process that died.
-	inboundJobTimeout = 30 * time.Second
+	inboundJobTimeout = 10 * time.Second
 	// InboundOrphanSweep is how often jobs left running by a dead process
 	// are queued again.
 	InboundOrphanSweep = 5 * time.Second
-	inboundOrphanAfter = inboundJobTimeout + 10*time.Second
+	inboundOrphanAfter = inboundJobTimeout + 5*time.Second
 	inboundPruneEvery  = time.Hour
 )
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/internal/testdb"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/store"
@@ -516,4 +518,109 @@ func TestInboundDuplicates(t *testing.T) {
 	r = b.do(t, "GET", "/api/v1/inbound-events?status=duplicate", b.key(t, a.ws, "ADMIN"), nil)
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	require.Len(t, r.json(t)["data"].([]any), 11)
+}
+
+// TestInboundSurviveKill: signed orders are accepted while the reference
+// server processes them, the server is killed with SIGKILL with events
+// still waiting, and after a restart every stored event is processed
+// exactly once: one opportunity per order, one record.created event and
+// one audit entry per record.
+func TestInboundSurviveKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the reference server and kills it")
+	}
+	bin := buildReferenceServer(t)
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		keyFile := filepath.Join(dir, "admin.key")
+		args := []string{"-db", dsn, "-admin-key-file", keyFile}
+		srv := runServer(t, bin, dir, args...)
+		key, err := os.ReadFile(keyFile)
+		require.NoError(t, err)
+		admin := strings.TrimSpace(string(key))
+		status, src := srv.call(t, "POST", "/api/v1/inbound-sources", admin, map[string]any{"name": "Shop", "kind": "shopify",
+			"secret": shopifySecret, "mapping": shopifyMapping})
+		require.Equal(t, http.StatusCreated, status, "%v", src)
+		srcID := src["id"].(string)
+
+		st, err := store.Open(ctx, dsn)
+		require.NoError(t, err)
+		defer st.Close()
+
+		var accepted atomicCounter
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		for w := range 8 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					n := 1_000_000*(w+1) + i
+					body := orderWith(t, map[string]any{"id": n, "name": "#" + strconv.Itoa(n),
+						"customer": map[string]any{"id": n, "first_name": "Buyer", "last_name": strconv.Itoa(n)}})
+					req, err := http.NewRequest("POST", srv.url+"/api/v1/inbound/"+srcID, bytes.NewReader(body))
+					require.NoError(t, err)
+					req.Header.Set("X-Shopify-Hmac-Sha256", shopifySign(shopifySecret, body))
+					req.Header.Set("X-Shopify-Webhook-Id", "kill-"+strconv.Itoa(n))
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						return // the server is gone
+					}
+					_ = resp.Body.Close()
+					if resp.StatusCode == http.StatusAccepted {
+						accepted.add()
+					}
+				}
+			}()
+		}
+		require.Eventually(t, func() bool { return accepted.get() >= 150 }, 60*time.Second, 5*time.Millisecond)
+		srv.kill(t)
+		close(stop)
+		for range 8 {
+			<-done
+		}
+		waiting := func() int {
+			evs, err := st.ListInboundEvents(ctx, ingest.InboundEventQuery{Workspace: "ws_default", Status: ingest.StatusReceived, Limit: 100_000})
+			require.NoError(t, err)
+			return len(evs)
+		}
+		pending := waiting()
+		t.Logf("killed after %d accepted deliveries, %d stored events not processed yet", accepted.get(), pending)
+		require.Positive(t, pending, "the kill came before every event was processed")
+
+		srv = runServer(t, bin, dir, args...)
+		restarted := time.Now()
+		require.Eventually(t, func() bool { return waiting() == 0 }, 90*time.Second, 50*time.Millisecond,
+			"events still waiting after the restart")
+		t.Logf("every event processed %.1fs after the restart", time.Since(restarted).Seconds())
+
+		evs, err := st.ListInboundEvents(ctx, ingest.InboundEventQuery{Workspace: "ws_default", Limit: 100_000})
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, len(evs), accepted.get(), "every accepted delivery is stored")
+		opps := map[string]string{}
+		for _, ev := range evs {
+			require.Equal(t, ingest.StatusProcessed, ev.Status, "event %s: %+v", ev.ID, ev.Error)
+			require.Equal(t, 1, ev.Attempts, "event %s processed more than once", ev.ID)
+			require.Len(t, ev.Written, 2)
+			require.Equal(t, ingest.ActionCreated, ev.Written[1].Action)
+			_, seen := opps[ev.Written[1].ExternalID]
+			require.False(t, seen, "order %s written by two events", ev.Written[1].ExternalID)
+			opps[ev.Written[1].ExternalID] = ev.Written[1].ID
+		}
+		count := func(q string, args ...any) int {
+			var n int
+			require.NoError(t, st.DB().NewRaw(q, args...).Scan(ctx, &n))
+			return n
+		}
+		require.Equal(t, len(evs), count("SELECT count(*) FROM records WHERE object = 'opportunity'"), "one opportunity per order")
+		require.Equal(t, 2*len(evs), count("SELECT count(*) FROM records"))
+		require.Equal(t, 2*len(evs), count("SELECT count(*) FROM events WHERE type = 'record.created'"), "one created event per record")
+		require.Equal(t, 2*len(evs), count("SELECT count(DISTINCT record_id) FROM events"))
+		require.Equal(t, 2*len(evs), count("SELECT count(*) FROM audit_entries"))
+	})
 }
