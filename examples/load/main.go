@@ -57,6 +57,7 @@ var scenarios = map[string]scenario{
 	"get":           getScenario,
 	"webhooks":      webhooksScenario,
 	"webhooks-push": webhooksPushScenario,
+	"inbound":       inboundScenario,
 }
 
 // options are the command's settings.
