@@ -459,8 +459,8 @@ func (s *Service) Delivery(ctx context.Context, workspace, id string) (*Delivery
 }
 
 // Redeliver sends a delivery again, whatever its status, as a new run of
-// attempts (the first marked manual, retries on the usual schedule). The
-// endpoint must be enabled.
+// attempts (the first marked manual, retries on the usual schedule), and
+// answers it as queued. The endpoint must be enabled.
 func (s *Service) Redeliver(ctx context.Context, workspace, id string) (*Delivery, error) {
 	d, err := s.store.GetDelivery(ctx, workspace, id)
 	if err != nil {
@@ -477,10 +477,17 @@ func (s *Service) Redeliver(ctx context.Context, workspace, id string) (*Deliver
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.store.RequeueDeliveries(ctx, RequeueQuery{Workspace: workspace, At: s.now(), IDs: []string{id}}, s.enqueue(c, TriggerManual)); err != nil {
+	ds, err := s.store.RequeueDeliveries(ctx, RequeueQuery{Workspace: workspace, At: s.now(), IDs: []string{id}}, s.enqueue(c, TriggerManual))
+	if err != nil {
 		return nil, err
 	}
-	return s.store.GetDelivery(ctx, workspace, id)
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("outbound: delivery %s: %w", id, records.ErrNotFound)
+	}
+	// The delivery as queued: read back, it could already show the new
+	// attempt, which the committed requeue wakes at once.
+	d.Status, d.NextAttemptAt = ds[0].Status, ds[0].NextAttemptAt
+	return d, nil
 }
 
 func errEndpointDisabled() error {
