@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"github.com/uptrace/bun/driver/sqliteshim"
+
+	"github.com/smartlite/crmkit/internal/sealed"
 )
 
 // The dialect names Dialect answers.
@@ -40,6 +43,10 @@ type Store struct {
 
 	stmtMu sync.RWMutex
 	stmts  map[string]*sql.Stmt
+
+	// keys seals and opens stored secrets; nil when Open got no
+	// WithSecretKey (see secrets.go).
+	keys *sealed.Keyring
 }
 
 type config struct {
@@ -47,6 +54,8 @@ type config struct {
 	maxOpenConns   int
 	sqliteBusyWait time.Duration
 	logger         *slog.Logger
+	secretKey      SecretKey
+	olderKeys      []SecretKey
 }
 
 // Option tunes Open.
@@ -82,6 +91,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		o(&cfg)
 	}
 	s := &Store{cfg: cfg}
+	keys, err := cfg.keyring()
+	if err != nil {
+		return nil, err
+	}
+	s.keys = keys
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		sqldb, err := openPostgres(dsn)
 		if err != nil {
@@ -106,6 +120,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := createSQLiteFile(uri); err != nil {
+			return nil, err
+		}
 		sqldb, err := sql.Open(sqliteshim.ShimName, uri)
 		if err != nil {
 			return nil, fmt.Errorf("store: open sqlite: %w", err)
@@ -127,6 +144,12 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		if err := s.Migrate(ctx); err != nil {
 			_ = s.sqldb.Close()
 			return nil, err
+		}
+		if s.keys != nil {
+			if _, err := s.ResealSecrets(ctx); err != nil {
+				_ = s.sqldb.Close()
+				return nil, err
+			}
 		}
 	}
 	jobs, err := river.NewClient(s.riverDriver(), &river.Config{Logger: cfg.logger})
@@ -227,6 +250,43 @@ func sqliteURI(dsn string, busy time.Duration) (string, error) {
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + path + "?" + q.Encode(), nil
+}
+
+// createSQLiteFile creates the database file of uri, readable and writable
+// by its owner only, when it does not exist yet: SQLite would create it
+// with mode 0644 (less the umask), and it holds every record. SQLite gives
+// the -wal and -shm files it makes beside it the database file's mode.
+// A file that exists keeps the mode it has; a URI that names no file on
+// disk (a mode= or vfs= parameter) is left to SQLite.
+func createSQLiteFile(uri string) error {
+	path, rawQuery, _ := strings.Cut(strings.TrimPrefix(uri, "file:"), "?")
+	q, _ := url.ParseQuery(rawQuery)
+	if q.Has("mode") || q.Has("vfs") {
+		return nil
+	}
+	p, err := url.PathUnescape(path)
+	if err != nil {
+		return nil
+	}
+	if strings.HasPrefix(p, "//") {
+		// file://host/path or file:///path: SQLite takes the path after
+		// an empty or "localhost" authority.
+		rest := strings.TrimPrefix(p, "//")
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return nil
+		}
+		p = rest[i:]
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		return f.Close()
+	case errors.Is(err, os.ErrExist):
+		return nil
+	default:
+		return fmt.Errorf("store: create sqlite file: %w", err)
+	}
 }
 
 // escapeSQLitePath escapes what a file: URI would otherwise read as syntax.

@@ -144,13 +144,37 @@ func (r *endpointRow) endpoint() (*outbound.Endpoint, error) {
 	return e, nil
 }
 
+// newEndpointRow is the row of e with its secrets sealed (see SealSecret).
+func (s *Store) newEndpointRow(e *outbound.Endpoint) (*endpointRow, error) {
+	row, err := newEndpointRow(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sealSecrets(&row.Secret, &row.PreviousSecret); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// endpointOf is the endpoint of r with its secrets opened (see OpenSecret).
+func (s *Store) endpointOf(r *endpointRow) (*outbound.Endpoint, error) {
+	e, err := r.endpoint()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openSecrets("store: webhook endpoint "+r.ID+" secret", &e.Secret, &e.PreviousSecret); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 func endpointNotFound(id string) error {
 	return fmt.Errorf("store: webhook endpoint %s: %w", id, records.ErrNotFound)
 }
 
 // CreateEndpoint stores a new webhook endpoint.
 func (s *Store) CreateEndpoint(ctx context.Context, e *outbound.Endpoint) error {
-	row, err := newEndpointRow(e)
+	row, err := s.newEndpointRow(e)
 	if err != nil {
 		return err
 	}
@@ -170,7 +194,7 @@ func (s *Store) GetEndpoint(ctx context.Context, workspace, id string) (*outboun
 	if err != nil {
 		return nil, fmt.Errorf("store: get webhook endpoint: %w", err)
 	}
-	return row.endpoint()
+	return s.endpointOf(&row)
 }
 
 // ListEndpoints answers the workspace's endpoints in id order after the id
@@ -180,7 +204,7 @@ func (s *Store) ListEndpoints(ctx context.Context, workspace, after string, limi
 	if err := pageAfter(s.IDB(ctx).NewSelect().Model(&rows), workspace, after, limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list webhook endpoints: %w", err)
 	}
-	return endpoints(rows)
+	return s.endpoints(rows)
 }
 
 // fanoutRow is an event with one enabled endpoint of its workspace, or with
@@ -244,7 +268,7 @@ func (s *Store) FanoutTargets(ctx context.Context, workspace, eventID string) (*
 			Condition: r.Condition, Description: *r.Description, Enabled: *r.Enabled, Secret: *r.Secret,
 			PreviousSecret: *r.PrevSecret, PreviousSecretExpiresAt: r.PrevExpires, CreatedAt: *r.CreatedAt,
 			UpdatedAt: *r.UpdatedAt, DisabledAt: r.DisabledAt, DisabledReason: *r.DisabledWhy, FailingSince: r.FailingSince}
-		e, err := er.endpoint()
+		e, err := s.endpointOf(&er)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -253,10 +277,10 @@ func (s *Store) FanoutTargets(ctx context.Context, workspace, eventID string) (*
 	return ev, out, nil
 }
 
-func endpoints(rows []endpointRow) ([]*outbound.Endpoint, error) {
+func (s *Store) endpoints(rows []endpointRow) ([]*outbound.Endpoint, error) {
 	out := make([]*outbound.Endpoint, len(rows))
 	for i := range rows {
-		e, err := rows[i].endpoint()
+		e, err := s.endpointOf(&rows[i])
 		if err != nil {
 			return nil, err
 		}
@@ -268,7 +292,7 @@ func endpoints(rows []endpointRow) ([]*outbound.Endpoint, error) {
 // UpdateEndpoint stores every field of e but its id, workspace and creation
 // time.
 func (s *Store) UpdateEndpoint(ctx context.Context, e *outbound.Endpoint) error {
-	row, err := newEndpointRow(e)
+	row, err := s.newEndpointRow(e)
 	if err != nil {
 		return err
 	}
@@ -480,7 +504,7 @@ func (s *Store) DeliveryTarget(ctx context.Context, id string) (*outbound.Delive
 		UpdatedAt: row.EndpointUpdatedAt, DisabledAt: row.EndpointDisabledAt, DisabledReason: row.EndpointDisabledReason,
 		FailingSince: row.EndpointFailingSince,
 	}
-	e, err := er.endpoint()
+	e, err := s.endpointOf(&er)
 	if err != nil {
 		return nil, nil, nil, err
 	}
