@@ -355,7 +355,13 @@ func TestBulkOnePipeline(t *testing.T) {
 		// The cap: a workspace on a plan of 40 records; a job of 60 creates
 		// races 30 single creates. Exactly 40 records exist after, and every
 		// failed row failed with plan_limit_exceeded.
-		capSvc := newEnv(t, dsn, Config{Plans: []records.Plan{{Name: "capped", MaxRecords: 40, RequestsPerMinute: 6000}}})
+		// A database of its own: a second service's workers on the first
+		// one's queue, with another plan catalogue, would work its jobs.
+		capDSN := testdb.SQLiteDSN(t)
+		if strings.HasPrefix(dsn, "postgres") {
+			capDSN = testdb.PostgresDSN(t)
+		}
+		capSvc := newEnv(t, capDSN, Config{Plans: []records.Plan{{Name: "capped", MaxRecords: 40, RequestsPerMinute: 6000}}})
 		require.NoError(t, capSvc.svc.Start(context.Background()))
 		ws, admin := capSvc.workspace(t, "capped")
 		bk := capSvc.key(t, ws, apikey.ScopeBulk)
