@@ -14,6 +14,18 @@
 //	-redis                   CRMKIT_REDIS                   Redis address or URL for rate limits shared by replicas
 //	-admin-key-file          CRMKIT_ADMIN_KEY_FILE          where to write the first admin key (mode 0600)
 //	-allow-private-webhooks  CRMKIT_ALLOW_PRIVATE_WEBHOOKS  let webhooks target loopback and private addresses (local testing)
+//	-secret-key-file         CRMKIT_SECRET_KEY_FILE         the key that seals secrets in the database (see below)
+//
+// Webhook signing secrets (and the other secrets the server must give back)
+// are sealed in the database with AES-256-GCM under a key-encryption key
+// read from -secret-key-file. Without the flag, the server uses
+// <database file>.secret-key beside an SQLite database, or
+// crmkit.secret-key in the working directory for a postgres:// one, and
+// generates it there (mode 0600) on first start. Back it up with the
+// database: without it the secrets cannot be read. Replicas on one Postgres
+// database must be given the same file; a server whose key did not seal
+// the database's secrets refuses to start, naming both key ids. A file
+// named by the flag must exist. New SQLite database files are mode 0600.
 //
 // SIGINT or SIGTERM shuts down cleanly: requests in flight finish, then
 // background jobs stop.
@@ -32,6 +44,7 @@
 //	server workspace set-plan --workspace ID --plan PLAN
 //	server key create --workspace ID --name NAME --scopes READ,WRITE [--expires-in 720h]
 //	server migrate
+//	server secrets rotate-key --old-key-file OLD --new-key-file NEW
 //
 // Each takes -db (env CRMKIT_DB). A plan change reaches running servers
 // within their plan cache lifetime (2 s); key create prints the key once.
@@ -80,6 +93,7 @@ type options struct {
 	redis                string
 	adminKeyFile         string
 	allowPrivateWebhooks bool
+	secretKeyFile        string
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -98,6 +112,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.adminKeyFile, "admin-key-file", env("CRMKIT_ADMIN_KEY_FILE", ""), "on first start, also write the admin key to this file, mode 0600 (env CRMKIT_ADMIN_KEY_FILE)")
 	allow, _ := strconv.ParseBool(env("CRMKIT_ALLOW_PRIVATE_WEBHOOKS", "false"))
 	fs.BoolVar(&o.allowPrivateWebhooks, "allow-private-webhooks", allow, "let webhook endpoints target loopback, private and link-local addresses; for local testing only (env CRMKIT_ALLOW_PRIVATE_WEBHOOKS)")
+	fs.StringVar(&o.secretKeyFile, "secret-key-file", env("CRMKIT_SECRET_KEY_FILE", ""), "file holding the key that seals webhook and connector secrets in the database; default: beside an SQLite database, generated on first start (env CRMKIT_SECRET_KEY_FILE)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: server [flags]   (serve the API)\n       server COMMAND ...  (operate on the database)\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -133,7 +148,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func serve(ctx context.Context, opts options, log *slog.Logger, stdout io.Writer) error {
-	st, err := store.Open(ctx, opts.db)
+	secretKey, err := serverSecretKey(opts.secretKeyFile, opts.db, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, opts.db, store.WithSecretKey(secretKey))
 	if err != nil {
 		return err
 	}

@@ -24,9 +24,13 @@ const operatorUsage = `Operator commands (each takes -db, env CRMKIT_DB, like th
   server workspace set-plan --workspace ID --plan PLAN
   server key create --workspace ID --name NAME --scopes READ,WRITE[,DELETE,BULK,ADMIN] [--expires-in 720h]
   server migrate
+  server secrets rotate-key --old-key-file OLD --new-key-file NEW
 
 A plan change reaches running servers within their plan cache lifetime (2 s).
 key create prints the new key once; it is stored only as a hash.
+secrets rotate-key re-seals every secret in the database under NEW (made,
+mode 0600, when the file does not exist) in one transaction; start the
+servers with -secret-key-file NEW afterwards.
 `
 
 // operatorCommands maps "command subcommand" to its function.
@@ -40,7 +44,7 @@ var operatorCommands = map[string]func(ctx context.Context, st *store.Store, arg
 
 // isOperatorCommand reports whether args start with an operator command.
 func isOperatorCommand(args []string) bool {
-	return len(args) > 0 && (args[0] == "workspace" || args[0] == "key" || args[0] == "migrate")
+	return len(args) > 0 && (args[0] == "workspace" || args[0] == "key" || args[0] == "migrate" || args[0] == "secrets")
 }
 
 // operate runs one operator command and answers the exit code.
@@ -55,7 +59,8 @@ func operate(ctx context.Context, args []string, getenv func(string) string, std
 		name, rest = name+" "+rest[0], rest[1:]
 	}
 	cmd, ok := operatorCommands[name]
-	if !ok {
+	keyCmd, isKeyCmd := secretKeyCommands[name]
+	if !ok && !isKeyCmd {
 		fmt.Fprintf(stderr, "server: unknown command %q\n\n%s", name, operatorUsage)
 		return 2
 	}
@@ -66,6 +71,17 @@ func operate(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		fmt.Fprintln(stderr, "server "+name+":", err)
 		return 2
+	}
+	if isKeyCmd {
+		// It opens the store itself, with the keys it reads.
+		if err := keyCmd(ctx, db, rest, stdout); err != nil {
+			fmt.Fprintln(stderr, "server "+name+":", err)
+			if errors.As(err, new(usageError)) {
+				return 2
+			}
+			return 1
+		}
+		return 0
 	}
 	// Opening the store applies any migration not yet applied, which is all
 	// that migrate does.
