@@ -54,6 +54,35 @@
 // recorded in schema_migrations. River's migrations follow, through
 // rivermigrate.
 //
+// # Secrets
+//
+// Secrets the store must give back (webhook signing secrets, current and
+// previous; inbound source secrets; connector header values) are sealed
+// with AES-256-GCM under a key-encryption key the host supplies with
+// WithSecretKey: a random nonce per value, and the key's id in the stored
+// text ("sealed:v1:<key id>:<base64>"), so a value under one key is told
+// from one under another. SealSecret and OpenSecret are the calls storage
+// code makes on every such value it writes and reads; errors name key ids,
+// never a key or a secret. A value sealed under a key the store lacks fails
+// with ErrUnknownSecretKey, never comes back as garbage.
+//
+// A store opened without a key stores secrets as given. Refusing would
+// break every host that opens a store today (tests, tools, a host whose
+// disk is encrypted already), and the reference server always has a key
+// (it generates one beside the database on first start). Such a store
+// still reads plaintext and refuses sealed values with ErrUnknownSecretKey.
+//
+// Open with a key re-seals, in one transaction, every secret found in
+// plaintext or under one of WithSecretKey's older keys (ResealSecrets),
+// and fails when a secret is sealed under a key it was not given, so a
+// wrong key is found at start, not at the first delivery. Rotation is that
+// call: open with the new key and the old one, and the old key then opens
+// nothing.
+//
+// New SQLite database files are created mode 0600; SQLite gives the -wal
+// and -shm files the database file's mode. A file that exists keeps its
+// mode.
+//
 // # Jobs
 //
 // River runs on the store's *sql.DB with riverdatabasesql (Postgres) or
