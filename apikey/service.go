@@ -74,6 +74,12 @@ var ErrInactive = fmt.Errorf("apikey: key is revoked, being rotated, or expired:
 type Store interface {
 	// CreateAPIKey stores k with the hex SHA-256 of its plaintext.
 	CreateAPIKey(ctx context.Context, k *Key, hash string) error
+	// CreateAPIKeyWithin stores k unless its workspace already holds max
+	// active keys (not revoked, rotated or expired), answering an error
+	// wrapping records.ErrPlanLimit then; max 0 means no cap. The count and
+	// the insert are one transaction, so concurrent creates cannot pass
+	// the cap.
+	CreateAPIKeyWithin(ctx context.Context, k *Key, hash string, max int) error
 	// APIKeyByHash finds a key of any workspace by its hash.
 	APIKeyByHash(ctx context.Context, hash string) (*Key, error)
 	// APIKey finds a key by id within a workspace.
@@ -111,6 +117,11 @@ type Config struct {
 	// Logger receives failures of background last_used_at writes. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// Plans, when set, caps each workspace's active keys at its plan's
+	// MaxAPIKeys: Create beyond it answers a *records.PlanLimitError
+	// (which wraps records.ErrPlanLimit). Rotate replaces a key and is not
+	// capped.
+	Plans *records.Plans
 }
 
 // Service creates, lists, revokes, rotates and verifies keys.
@@ -122,6 +133,7 @@ type Service struct {
 	touchInterval time.Duration
 	cache         *cache
 	touches       sync.WaitGroup
+	plans         *records.Plans
 }
 
 // New returns a Service. Config.Store is required.
@@ -151,6 +163,7 @@ func New(cfg Config) (*Service, error) {
 		log:           cfg.Logger,
 		touchInterval: cfg.TouchInterval,
 		cache:         newCache(cfg.CacheTTL, cfg.CacheSize),
+		plans:         cfg.Plans,
 	}, nil
 }
 
@@ -186,7 +199,10 @@ func (s *Service) Create(ctx context.Context, workspace, name string, scopes []S
 	if err != nil {
 		return Key{}, "", err
 	}
-	if err := s.store.CreateAPIKey(ctx, k, hash); err != nil {
+	err = s.plans.Within(ctx, workspace, records.LimitAPIKeys, func(ctx context.Context, max int) error {
+		return s.store.CreateAPIKeyWithin(ctx, k, hash, max)
+	})
+	if err != nil {
 		return Key{}, "", fmt.Errorf("apikey: create: %w", err)
 	}
 	return *k, plain, nil

@@ -20,6 +20,13 @@ var (
 	ErrPlanLimit = errors.New("plan limit exceeded")
 	// ErrValidation: the input failed validation; the error is a *ValidationError.
 	ErrValidation = errors.New("validation failed")
+	// ErrBusy: a store refused an expensive read (a record list with
+	// filters) because as many as it runs at once were running; retry
+	// shortly.
+	ErrBusy = errors.New("too many expensive reads at once")
+	// ErrQueryTimeout: a store stopped a read that ran past its statement
+	// timeout.
+	ErrQueryTimeout = errors.New("read ran past the statement timeout")
 )
 
 // FieldError is one field that failed validation.

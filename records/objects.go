@@ -365,25 +365,26 @@ func (r *fieldRule) normalise(v any) (any, *FieldError) {
 }
 
 // filterText answers a filter value as the text a stored value of the field
-// has in the database's JSON (what ->> gives): the value normalised as a
-// write would be, so amount=48000.0 finds 48000 and a value the field could
-// never hold is an error rather than an empty answer.
-func (r *fieldRule) filterText(v string) (string, *FieldError) {
+// has in the database's JSON (what ->> gives), and as the value itself (for
+// ListQuery.FilterValues): the value normalised as a write would be, so
+// amount=48000.0 finds 48000 and a value the field could never hold is an
+// error rather than an empty answer.
+func (r *fieldRule) filterText(v string) (string, any, *FieldError) {
 	nv, fe := r.normalise(v)
 	if fe != nil {
-		return "", fe
+		return "", nil, fe
 	}
 	switch x := nv.(type) {
 	case string:
-		return x, nil
+		return x, x, nil
 	case nil:
-		return "", r.fail("required", "a filter needs a value")
+		return "", nil, r.fail("required", "a filter needs a value")
 	}
 	b, err := json.Marshal(nv)
 	if err != nil {
-		return "", r.fail("invalid_type", "cannot be a filter value")
+		return "", nil, r.fail("invalid_type", "cannot be a filter value")
 	}
-	return string(b), nil
+	return string(b), nv, nil
 }
 
 // value normalises v and runs the field's validator tag on what is left.

@@ -166,23 +166,25 @@ func (p *Pipeline) List(ctx context.Context, q ListQuery) (recs []*Record, nextC
 	}
 	var errs []FieldError
 	var filter map[string]string
+	var values map[string]any
 	for f, val := range q.Filter {
 		fr, ok := s.fields[f]
 		if !ok {
 			errs = append(errs, FieldError{Field: f, Code: "unknown_field", Message: "is not a field of " + q.Object})
 			continue
 		}
-		text, fe := fr.filterText(val)
+		text, typed, fe := fr.filterText(val)
 		if fe != nil {
 			errs = append(errs, *fe)
 			continue
 		}
 		if filter == nil {
 			filter = make(map[string]string, len(q.Filter))
+			values = make(map[string]any, len(q.Filter))
 		}
-		filter[f] = text
+		filter[f], values[f] = text, typed
 	}
-	q.Filter = filter
+	q.Filter, q.FilterValues = filter, values
 	if len(errs) > 0 {
 		sortFieldErrors(s, errs)
 		return nil, "", &ValidationError{Object: q.Object, Fields: errs}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,17 +29,90 @@ type Plan struct {
 	// make. 0 means the plan has no limit of its own and takes the default
 	// plan's (starter's, when there is one).
 	RequestsPerMinute uint64 `json:"requests_per_minute"`
+	// WorkspaceRequestsPerMinute is what all API keys of a workspace on the
+	// plan may make together, so that making keys does not multiply
+	// RequestsPerMinute. 0 means no limit beyond each key's.
+	WorkspaceRequestsPerMinute uint64 `json:"workspace_requests_per_minute"`
+	// MaxAPIKeys caps the active (neither revoked nor expired) API keys of a
+	// workspace; 0 means no cap. A rotation's new key replaces the old one
+	// and does not count against it.
+	MaxAPIKeys int `json:"max_api_keys"`
+	// MaxWebhookEndpoints caps the outbound webhook endpoints of a
+	// workspace, enabled or not; 0 means no cap.
+	MaxWebhookEndpoints int `json:"max_webhook_endpoints"`
 }
 
-// DefaultPlans answers the subscription plans: starter holds up to 10,000
-// records at 60 requests a minute, pro up to 1,000,000 at 600, enterprise
-// any number at 6,000.
+// DefaultPlans answers the subscription plans:
+//
+//	plan        records    per key/min  per workspace/min  API keys  endpoints
+//	starter     10,000     60           120                10        10
+//	pro         1,000,000  600          1,200              100       100
+//	enterprise  no cap     6,000        12,000             1,000     1,000
+//
+// A workspace's limit is twice a key's, so two integrations can each use a
+// key's full rate, and a third key adds nothing.
 func DefaultPlans() []Plan {
 	return []Plan{
-		{Name: PlanStarter, MaxRecords: 10_000, RequestsPerMinute: 60},
-		{Name: PlanPro, MaxRecords: 1_000_000, RequestsPerMinute: 600},
-		{Name: PlanEnterprise, MaxRecords: 0, RequestsPerMinute: 6000},
+		{Name: PlanStarter, MaxRecords: 10_000, RequestsPerMinute: 60, WorkspaceRequestsPerMinute: 120,
+			MaxAPIKeys: 10, MaxWebhookEndpoints: 10},
+		{Name: PlanPro, MaxRecords: 1_000_000, RequestsPerMinute: 600, WorkspaceRequestsPerMinute: 1200,
+			MaxAPIKeys: 100, MaxWebhookEndpoints: 100},
+		{Name: PlanEnterprise, MaxRecords: 0, RequestsPerMinute: 6000, WorkspaceRequestsPerMinute: 12_000,
+			MaxAPIKeys: 1000, MaxWebhookEndpoints: 1000},
 	}
+}
+
+// PlanLimitError is the error of a create refused because the workspace
+// holds what its plan allows of something other than records (those answer
+// ErrPlanLimit alone). It wraps ErrPlanLimit.
+type PlanLimitError struct {
+	// What names what is capped: "api_keys" or "webhook_endpoints".
+	What  string
+	Plan  string
+	Limit int
+}
+
+func (e *PlanLimitError) Error() string {
+	return fmt.Sprintf("%s: the %s plan allows %d %s", ErrPlanLimit, e.Plan, e.Limit, strings.ReplaceAll(e.What, "_", " "))
+}
+
+// Unwrap lets errors.Is(err, ErrPlanLimit) hold.
+func (e *PlanLimitError) Unwrap() error { return ErrPlanLimit }
+
+// What PlanLimitError.What names.
+const (
+	LimitAPIKeys          = "api_keys"
+	LimitWebhookEndpoints = "webhook_endpoints"
+)
+
+// Within runs create with the cap the workspace's plan sets on what
+// (LimitAPIKeys or LimitWebhookEndpoints; 0 for no cap), and turns an
+// ErrPlanLimit that create answers into a *PlanLimitError naming what, the
+// plan and the cap. create is expected to count and insert in one
+// transaction, so concurrent creates cannot pass the cap. On a nil Plans,
+// create runs with no cap.
+func (p *Plans) Within(ctx context.Context, workspace, what string, create func(ctx context.Context, max int) error) error {
+	if p == nil {
+		return create(ctx, 0)
+	}
+	pl, err := p.Of(ctx, workspace)
+	if err != nil {
+		return err
+	}
+	var max int
+	switch what {
+	case LimitAPIKeys:
+		max = pl.MaxAPIKeys
+	case LimitWebhookEndpoints:
+		max = pl.MaxWebhookEndpoints
+	default:
+		return fmt.Errorf("records: Plans.Within: unknown cap %q", what)
+	}
+	err = create(ctx, max)
+	if max > 0 && errors.Is(err, ErrPlanLimit) {
+		return &PlanLimitError{What: what, Plan: pl.Name, Limit: max}
+	}
+	return err
 }
 
 // PlanStore reads and changes the plan a workspace is on.
@@ -101,8 +175,8 @@ func NewPlans(st PlanStore, catalog []Plan, ttl time.Duration) (*Plans, error) {
 		if pl.Name == "" {
 			return nil, errors.New("records: a plan has no name")
 		}
-		if pl.MaxRecords < 0 {
-			return nil, fmt.Errorf("records: plan %s: negative MaxRecords", pl.Name)
+		if pl.MaxRecords < 0 || pl.MaxAPIKeys < 0 || pl.MaxWebhookEndpoints < 0 {
+			return nil, fmt.Errorf("records: plan %s: a negative cap", pl.Name)
 		}
 		if _, dup := p.catalog[pl.Name]; dup {
 			return nil, fmt.Errorf("records: plan %s is listed twice", pl.Name)

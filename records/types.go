@@ -218,7 +218,14 @@ type ListQuery struct {
 	Workspace string
 	Object    string
 	// Filter matches fields by equality of their JSON value's text.
-	Filter       map[string]string
+	Filter map[string]string
+	// FilterValues, when set, holds each of Filter's values as the field's
+	// JSON value (a string, number or boolean), which Pipeline.List sets
+	// from the object's schema. A store that matches JSON values by
+	// containment (Postgres, whose index then serves the filter) compares
+	// these, by type: "42" finds the string "42" and 42 the number. A
+	// filter without one here is compared by its text.
+	FilterValues map[string]any
 	UpdatedSince time.Time
 	// After is the cursor: the id of the last record of the previous page.
 	After string

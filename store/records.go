@@ -506,62 +506,6 @@ func scanRecord(row *recordRow, err error, object, what string) (*records.Record
 // valid inside an SQLite JSON path.
 var filterFieldRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
-// ListRecords answers the records of q ordered by id, at most q.Limit
-// (DefaultListLimit when 0). A filter compares the text of a field's JSON
-// value: a string as is, a number or boolean as JSON writes it ("42",
-// "true"); null and missing fields match nothing. UpdatedSince is inclusive.
-// A filter on a field name that could not be a field fails with a
-// *records.ValidationError.
-func (s *Store) ListRecords(ctx context.Context, q records.ListQuery) ([]*records.Record, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	var rows []recordRow
-	sel := s.IDB(ctx).NewSelect().Model(&rows).
-		Where("workspace_id = ? AND object = ?", q.Workspace, q.Object)
-	names := make([]string, 0, len(q.Filter))
-	for name := range q.Filter {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if !filterFieldRE.MatchString(name) {
-			return nil, &records.ValidationError{Object: q.Object, Fields: []records.FieldError{{
-				Field: name, Code: "unknown_field", Message: "is not a field name",
-			}}}
-		}
-		if s.dialect == DialectPostgres {
-			sel = sel.Where("fields->>? = ?", name, q.Filter[name])
-		} else {
-			// ->> alone would answer 1 for true; -> answers JSON text, which
-			// for numbers and booleans is the text Postgres's ->> gives.
-			sel = sel.Where(`(CASE json_type(fields, '$.' || ?)
-				WHEN 'text' THEN fields ->> ('$.' || ?)
-				WHEN 'null' THEN NULL
-				ELSE fields -> ('$.' || ?) END) = ?`, name, name, name, q.Filter[name])
-		}
-	}
-	if !q.UpdatedSince.IsZero() {
-		sel = sel.Where("updated_at >= ?", q.UpdatedSince.UTC())
-	}
-	if q.After != "" {
-		sel = sel.Where("id > ?", q.After)
-	}
-	if err := sel.Order("id").Limit(int64(limit)).Scan(ctx); err != nil {
-		return nil, fmt.Errorf("store: list records: %w", err)
-	}
-	out := make([]*records.Record, len(rows))
-	for i := range rows {
-		rec, err := rows[i].record()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = rec
-	}
-	return out, nil
-}
-
 // pageAfter narrows sel, over a table of workspace rows keyed by id, to one
 // page of the workspace's rows: those after the id after ("" for the
 // start), in id order, at most limit (DefaultListLimit when 0).

@@ -44,6 +44,9 @@ type Store struct {
 	stmtMu sync.RWMutex
 	stmts  map[string]*sql.Stmt
 
+	// heavy runs expensive reads on a pool of their own (see reads.go).
+	heavy *heavyReads
+
 	// keys seals and opens stored secrets; nil when Open got no
 	// WithSecretKey (see secrets.go).
 	keys *sealed.Keyring
@@ -54,6 +57,7 @@ type config struct {
 	maxOpenConns   int
 	sqliteBusyWait time.Duration
 	logger         *slog.Logger
+	expensive      ExpensiveReads
 	secretKey      SecretKey
 	olderKeys      []SecretKey
 }
@@ -158,6 +162,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store: river insert client: %w", err)
 	}
 	s.jobs = jobs
+	if err := s.openHeavy(dsn); err != nil {
+		_ = s.sqldb.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -304,7 +312,7 @@ func (s *Store) Close() error {
 	}
 	s.stmts = nil
 	s.stmtMu.Unlock()
-	return errors.Join(append(errs, s.sqldb.Close())...)
+	return errors.Join(append(errs, s.heavy.close(), s.sqldb.Close())...)
 }
 
 // boundRows runs q, whose values are bound ($1, $2, … each once, in order:

@@ -16,7 +16,11 @@ type Details struct {
 	Detail string `json:"detail,omitempty"`
 	Code   string `json:"code"`
 	// Scope names the scope a 403 needed.
-	Scope  string `json:"scope,omitempty"`
+	Scope string `json:"scope,omitempty"`
+	// Limit names what a 403 plan_limit_exceeded or a 429 hit:
+	// "api_keys", "webhook_endpoints"; "key" or "workspace" for a rate
+	// limit.
+	Limit  string `json:"limit,omitempty"`
 	Errors any    `json:"errors,omitempty"`
 }
 

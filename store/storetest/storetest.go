@@ -76,11 +76,13 @@ func Run(t *testing.T, open func(t *testing.T) Store, opts Options) {
 
 		{"APIKeys", testAPIKeys},
 		{"APIKeyRevokeAndRotate", testAPIKeyRevokeAndRotate},
+		{"APIKeyCap", testAPIKeyCap},
 
 		{"WebhookEndpoints", testWebhookEndpoints},
 		{"WebhookDeliveries", testWebhookDeliveries},
 		{"WebhookAttempts", testWebhookAttempts},
 		{"WebhookRequeueAndPrune", testWebhookRequeueAndPrune},
+		{"WebhookEndpointCap", testWebhookEndpointCap},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open(t)) })

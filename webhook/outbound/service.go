@@ -92,6 +92,10 @@ type Config struct {
 	// retried, StatusFailed for the last) and, on success, the time since
 	// its event was written. It must not block; metrics use it.
 	Observe func(status string, sinceEvent time.Duration)
+	// Plans, when set, caps each workspace's endpoints at its plan's
+	// MaxWebhookEndpoints: Create beyond it answers a
+	// *records.PlanLimitError (which wraps records.ErrPlanLimit).
+	Plans *records.Plans
 	// Transport, when set, replaces the guarded transport deliveries use,
 	// and with it the address check at dial time. It is for tests: to
 	// observe the guard's absence, or to resolve names without asking a
@@ -121,6 +125,7 @@ type Service struct {
 	pollEvery    time.Duration
 	observe      func(string, time.Duration)
 	http         *http.Client
+	plans        *records.Plans
 	// random answers a number in [0, 1) that scales each retry's jitter;
 	// rand.Float64, but tests put a source of their own here.
 	random func() float64
@@ -159,6 +164,7 @@ func New(cfg Config) (*Service, error) {
 		userAgent:    cfg.UserAgent,
 		pollEvery:    cfg.PollInterval,
 		random:       rand.Float64,
+		plans:        cfg.Plans,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -316,7 +322,10 @@ func (s *Service) Create(ctx context.Context, workspace string, in EndpointInput
 		Description: in.Description, Enabled: in.Enabled == nil || *in.Enabled,
 		Secret: secret, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.store.CreateEndpoint(ctx, e); err != nil {
+	err = s.plans.Within(ctx, workspace, records.LimitWebhookEndpoints, func(ctx context.Context, max int) error {
+		return s.store.CreateEndpointWithin(ctx, e, max)
+	})
+	if err != nil {
 		return nil, "", err
 	}
 	return e, secret, nil

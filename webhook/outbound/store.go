@@ -139,6 +139,11 @@ type EnqueueFunc func(ctx context.Context, tx *sql.Tx, deliveries []*Delivery) e
 type Store interface {
 	// CreateEndpoint stores a new endpoint.
 	CreateEndpoint(ctx context.Context, e *Endpoint) error
+	// CreateEndpointWithin stores a new endpoint unless its workspace
+	// already holds max endpoints, answering an error wrapping
+	// records.ErrPlanLimit then; max 0 means no cap. The count and the
+	// insert are one transaction, so concurrent creates cannot pass the cap.
+	CreateEndpointWithin(ctx context.Context, e *Endpoint, max int) error
 	GetEndpoint(ctx context.Context, workspace, id string) (*Endpoint, error)
 	// ListEndpoints answers endpoints ordered by id with an id greater than
 	// after, at most limit of them.
