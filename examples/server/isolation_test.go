@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/smartlite/crmkit/webhook"
 )
 
 // tenant is one workspace of the isolation test and what it holds.
@@ -83,6 +85,32 @@ func TestWorkspaceIsolation(t *testing.T) {
 		st, body = s.call(t, "POST", "/api/v1/keys", tn.admin, `{"name":"Reader","scopes":["READ"]}`)
 		require.Equal(t, http.StatusCreated, st, "%v", body)
 		tn.ids["key"] = body["id"].(string)
+		st, body = s.call(t, "POST", "/api/v1/inbound-sources", tn.admin, `{"name":"Billing","kind":"smartlite","secret":null,`+
+			`"mapping":{"targets":[{"object":"account","external_id":"'inb-' + string(id)","fields":{"name":"name"}}]}}`)
+		require.Equal(t, http.StatusCreated, st, "%v", body)
+		tn.ids["source"] = body["id"].(string)
+		doc := []byte(`{"id":` + []string{"1", "2"}[i] + `,"name":"Inbound ` + ext + `"}`)
+		sig, err := webhook.HMACSigner{}.Sign([]string{body["secret"].(string)}, "msg_"+ext, time.Now(), doc)
+		require.NoError(t, err)
+		req, err := http.NewRequest("POST", s.url+"/api/v1/inbound/"+tn.ids["source"], bytes.NewReader(doc))
+		require.NoError(t, err)
+		for k, v := range sig {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var accepted map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&accepted))
+		resp.Body.Close()
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, "%v", accepted)
+		tn.ids["inbound_event"] = accepted["id"].(string)
+		require.Eventually(t, func() bool {
+			_, ev := s.call(t, "GET", "/api/v1/inbound-events/"+tn.ids["inbound_event"], tn.admin, "")
+			return ev["status"] == "processed"
+		}, 30*time.Second, 50*time.Millisecond, "the inbound event is processed before the probes")
+		st, body = s.call(t, "POST", "/api/v1/bulk/jobs", tn.admin, `{"object":"account","operation":"insert","format":"json"}`)
+		require.Equal(t, http.StatusCreated, st, "%v", body)
+		tn.ids["bulk_job"] = body["id"].(string)
 		require.Eventually(t, func() bool {
 			_, body := s.call(t, "GET", "/api/v1/deliveries", tn.admin, "")
 			data, _ := body["data"].([]any)
@@ -107,9 +135,11 @@ func TestWorkspaceIsolation(t *testing.T) {
 	resp.Body.Close()
 
 	// The kind of {id} by the path's first segment under /api/v1.
-	idKind := map[string]string{"records": "record", "keys": "key", "webhooks": "webhook", "deliveries": "delivery"}
+	idKind := map[string]string{"records": "record", "keys": "key", "webhooks": "webhook", "deliveries": "delivery",
+		"inbound-sources": "source", "inbound": "source", "inbound-events": "inbound_event", "bulk": "bulk_job", "imports": "bulk_job"}
 	fakeOf := map[string]string{"record": "rec_01aaaaaaaaaaaaaaaaaaaaaaaa", "key": "key_01aaaaaaaaaaaaaaaaaaaaaaaa",
-		"webhook": "whk_01aaaaaaaaaaaaaaaaaaaaaaaa", "delivery": "dlv_01aaaaaaaaaaaaaaaaaaaaaaaa", "external": "nobody-1"}
+		"webhook": "whk_01aaaaaaaaaaaaaaaaaaaaaaaa", "delivery": "dlv_01aaaaaaaaaaaaaaaaaaaaaaaa", "external": "nobody-1",
+		"source": "src_01aaaaaaaaaaaaaaaaaaaaaaaa", "inbound_event": "inb_01aaaaaaaaaaaaaaaaaaaaaaaa", "bulk_job": "job_01aaaaaaaaaaaaaaaaaaaaaaaa"}
 	calls := 0
 	for path, ops := range doc.Paths {
 		for method := range ops {
@@ -121,11 +151,13 @@ func TestWorkspaceIsolation(t *testing.T) {
 					if strings.Contains(u, "{external_id}") {
 						u = strings.ReplaceAll(u, "{external_id}", ids["external"])
 					}
-					if strings.Contains(u, "{id}") {
-						seg := strings.SplitN(strings.TrimPrefix(path, "/api/v1/"), "/", 2)[0]
-						kind, ok := idKind[seg]
-						require.True(t, ok, "%s %s: the isolation test does not know what {id} names here; teach it", method, path)
-						u = strings.ReplaceAll(u, "{id}", ids[kind])
+					for _, param := range []string{"{id}", "{source_id}"} {
+						if strings.Contains(u, param) {
+							seg := strings.SplitN(strings.TrimPrefix(path, "/api/v1/"), "/", 2)[0]
+							kind, ok := idKind[seg]
+							require.True(t, ok, "%s %s: the isolation test does not know what %s names here; teach it", method, path, param)
+							u = strings.ReplaceAll(u, param, ids[kind])
+						}
 					}
 					require.NotContains(t, u, "{", "%s %s: a path parameter the isolation test does not know", method, path)
 					return u
@@ -145,7 +177,7 @@ func TestWorkspaceIsolation(t *testing.T) {
 					require.NotContains(t, withOther.body, id, "%s %s by %s answers %s's %s", method, path, me.ws, other.ws, kind)
 				}
 				require.NotContains(t, withOther.body, other.ws)
-				if strings.Contains(path, "{id}") || strings.Contains(path, "{external_id}") {
+				if strings.Contains(path, "{id}") || strings.Contains(path, "{external_id}") || strings.Contains(path, "{source_id}") {
 					withFake := rawCall(t, s, method, url(fakeOf), me.admin, body)
 					require.Equal(t, withFake.status, withOther.status, "%s %s: another workspace's id answers unlike a missing one", method, path)
 					if !strings.Contains(path, "{external_id}") {
