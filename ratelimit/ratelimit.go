@@ -24,6 +24,23 @@
 // seconds). Over the limit the answer is 429 with Retry-After in whole
 // seconds (at least 1) and a problem body with code "rate_limited".
 //
+// X-RateLimit-Scope says which limit the X-RateLimit fields describe:
+// "key" or "workspace".
+//
+// A second Limiter with Config.Scope ScopeWorkspace, placed inside the
+// key's, limits all the keys of a workspace together (Config.Key then
+// answers the workspace id), so making keys does not multiply a plan's
+// rate. Its policy is the plan's name with "-workspace" appended, listed
+// after the key's in RateLimit-Policy and RateLimit:
+//
+//	RateLimit-Policy: "starter";q=60;w=60, "starter-workspace";q=120;w=60
+//	RateLimit: "starter";r=59;t=42, "starter-workspace";r=80;t=42
+//
+// and the X-RateLimit fields describe whichever of the two has fewer
+// requests left (the one that refused, on a 429), with X-RateLimit-Scope
+// naming it. The body of a 429 names the limit too: "limit":"key" or
+// "limit":"workspace".
+//
 // Memory stores are the default and count per process; the redisstore
 // subpackage shares counts between replicas.
 //
@@ -95,7 +112,18 @@ type Config struct {
 	// OnLimited, when set, is told the plan of every request answered 429,
 	// for metrics. It must not block.
 	OnLimited func(plan string)
+	// Scope names what Key's id counts: ScopeKey (the default) or
+	// ScopeWorkspace. A workspace limiter goes inside a key limiter (see
+	// the package documentation for the headers of the two together).
+	Scope string
 }
+
+// The scopes of Config.Scope, also the values of the X-RateLimit-Scope
+// header and of the problem body's "limit" on a 429.
+const (
+	ScopeKey       = "key"
+	ScopeWorkspace = "workspace"
+)
 
 // Limiter limits requests per key by plan. Close it to release its stores.
 type Limiter struct {
@@ -138,6 +166,13 @@ func New(cfg Config) (*Limiter, error) {
 	}
 	if _, ok := cfg.Limits[cfg.DefaultPlan]; !ok {
 		return nil, fmt.Errorf("ratelimit: default plan %q has no limit", cfg.DefaultPlan)
+	}
+	switch cfg.Scope {
+	case "":
+		cfg.Scope = ScopeKey
+	case ScopeKey, ScopeWorkspace:
+	default:
+		return nil, fmt.Errorf("ratelimit: unknown scope %q", cfg.Scope)
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = time.Minute
@@ -204,6 +239,9 @@ func (l *Limiter) plan(name string) (*plan, error) {
 	}
 	limit := strconv.FormatUint(tokens, 10)
 	quoted := `"` + name + `"`
+	if l.cfg.Scope != ScopeKey {
+		quoted = `"` + name + "-" + l.cfg.Scope + `"`
+	}
 	p := &plan{
 		name:   name,
 		store:  st,
@@ -274,6 +312,14 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		}
 		now := l.cfg.Clock()
 		secs := ceilSeconds(res.Reset.Sub(now))
+		if l.cfg.Scope != ScopeKey {
+			if l.addHeaders(w.Header(), p, res, secs) {
+				next.ServeHTTP(w, r)
+			} else {
+				l.refuse(w, p, secs)
+			}
+			return
+		}
 		// This runs on every request, so it allocates twice rather than a
 		// dozen times: the header names are written in their canonical form
 		// straight into the map (Header.Set would allocate a canonical copy
@@ -303,20 +349,52 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		h[hdrLimit] = vals[2:3:3]
 		h[hdrRemaining] = vals[3:4:4]
 		h[hdrReset] = vals[4:5:5]
+		h[hdrScope] = scopeKey
 		if !res.OK {
-			if l.cfg.OnLimited != nil {
-				l.cfg.OnLimited(p.name)
-			}
-			h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-			problem.Write(w, problem.Details{
-				Status: http.StatusTooManyRequests,
-				Code:   "rate_limited",
-				Detail: "the " + p.name + " plan allows " + p.limit + " requests per " + windowText(l.cfg.Window) + "; retry after the time in Retry-After",
-			})
+			l.refuse(w, p, secs)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+var scopeKey = []string{ScopeKey}
+
+// refuse answers 429 for plan p, whose window ends in secs seconds.
+func (l *Limiter) refuse(w http.ResponseWriter, p *plan, secs int64) {
+	if l.cfg.OnLimited != nil {
+		l.cfg.OnLimited(p.name)
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	per := ""
+	if l.cfg.Scope == ScopeWorkspace {
+		per = " per workspace, across its keys"
+	}
+	problem.Write(w, problem.Details{
+		Status: http.StatusTooManyRequests,
+		Code:   "rate_limited",
+		Limit:  l.cfg.Scope,
+		Detail: "the " + p.name + " plan allows " + p.limit + " requests per " + windowText(l.cfg.Window) + per + "; retry after the time in Retry-After",
+	})
+}
+
+// addHeaders adds the headers of a limiter that is not the key's to those a
+// key limiter already set: its policy and its RateLimit item are listed
+// after the key's, and the X-RateLimit fields (which hold one limit) and
+// X-RateLimit-Scope change to this limit's when it has fewer requests left,
+// or refuses. It answers whether the request may go on.
+func (l *Limiter) addHeaders(h http.Header, p *plan, res Result, secs int64) bool {
+	item := p.quoted + ";r=" + strconv.FormatUint(res.Remaining, 10) + ";t=" + strconv.FormatInt(secs, 10)
+	h[hdrPolicy] = append(h[hdrPolicy], p.policy)
+	h[hdrRateLimit] = append(h[hdrRateLimit], item)
+	prev, err := strconv.ParseUint(h.Get(hdrRemaining), 10, 64)
+	if err != nil || !res.OK || res.Remaining < prev {
+		h[hdrLimit] = []string{p.limit}
+		h[hdrRemaining] = []string{strconv.FormatUint(res.Remaining, 10)}
+		h[hdrReset] = []string{strconv.FormatInt(ceilUnix(res.Reset), 10)}
+		h[hdrScope] = []string{l.cfg.Scope}
+	}
+	return res.OK
 }
 
 // The canonical forms (http.CanonicalHeaderKey) of the headers every
@@ -327,6 +405,7 @@ const (
 	hdrLimit     = "X-Ratelimit-Limit"
 	hdrRemaining = "X-Ratelimit-Remaining"
 	hdrReset     = "X-Ratelimit-Reset"
+	hdrScope     = "X-Ratelimit-Scope"
 )
 
 func windowText(d time.Duration) string {
