@@ -227,6 +227,10 @@ type HTTPConfig struct {
 	// link-local and shared addresses, for local testing. Cloud metadata,
 	// multicast, unspecified and reserved addresses stay refused.
 	AllowPrivate bool
+	// OptInHint ends the message of a refused address; a host names its own
+	// switch for AllowPrivate here (the reference server's flag). Default
+	// the package's OptInHint.
+	OptInHint string
 	// Resolver resolves the source's host for Check; nil means
 	// net.DefaultResolver. Connections are checked at dial time whatever it
 	// answered.
@@ -282,11 +286,14 @@ func NewHTTPPoller(cfg HTTPConfig) (*HTTPPoller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.OptInHint == "" {
+		cfg.OptInHint = OptInHint
+	}
 	cfg.Backoff = cfg.Backoff.withDefaults()
 	base, _ := parseSourceURL(cfg.URL)
 	p := &HTTPPoller{cfg: cfg, base: base, policy: netguard.Policy{AllowPrivate: cfg.AllowPrivate}}
 	if err := p.checkLiteral(base); err != nil {
-		return nil, fmt.Errorf("connector: %w; %s", err, OptInHint)
+		return nil, fmt.Errorf("connector: %w; %s", err, cfg.OptInHint)
 	}
 	p.recs, _ = splitPath(cfg.RecordsPath)
 	p.next, _ = splitPath(cfg.Pagination.NextPath)
@@ -306,7 +313,11 @@ func (c HTTPConfig) Check(ctx context.Context) error {
 	}
 	err := netguard.Policy{AllowPrivate: c.AllowPrivate}.CheckURL(ctx, c.Resolver, c.URL)
 	if errors.Is(err, ErrBlockedAddress) {
-		return fmt.Errorf("connector: %w; %s", err, OptInHint)
+		hint := c.OptInHint
+		if hint == "" {
+			hint = OptInHint
+		}
+		return fmt.Errorf("connector: %w; %s", err, hint)
 	}
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
@@ -629,7 +640,7 @@ func (p *HTTPPoller) networkError(ctx context.Context, u *url.URL, err error) er
 	err = fmt.Errorf("GET %s: %w", redact(u), err)
 	switch {
 	case errors.Is(err, ErrBlockedAddress):
-		return fmt.Errorf("%w; %s", err, OptInHint)
+		return fmt.Errorf("%w; %s", err, p.cfg.OptInHint)
 	case errors.Is(err, errRedirect), ctx.Err() != nil:
 		return err
 	}

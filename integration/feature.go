@@ -32,6 +32,7 @@ func (s *Service) buildFeatures() []feature {
 		s.webhooksFeature(),
 		s.bulkFeature(),
 		s.inboundFeature(),
+		s.connectorsFeature(),
 	}
 }
 

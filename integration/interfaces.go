@@ -67,6 +67,7 @@ type Store interface {
 	outbound.Store
 	ingest.InboundStore
 	ingest.BulkStore
+	connector.Store
 	// CreateWorkspace stores a new workspace, giving it an id when it has none.
 	CreateWorkspace(ctx context.Context, w *records.Workspace) error
 	// SetWorkspacePlan moves a workspace to another plan.

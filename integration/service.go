@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/smartlite/crmkit/apikey"
+	"github.com/smartlite/crmkit/connector"
 	"github.com/smartlite/crmkit/metrics"
 	"github.com/smartlite/crmkit/ratelimit"
 	"github.com/smartlite/crmkit/records"
@@ -77,6 +78,11 @@ type Config struct {
 	// period, retention. Its Store, Logger, Clock and Signer come from this
 	// Config, and AllowPrivateWebhooks sets its AllowPrivate.
 	Webhooks outbound.Config
+	// Connectors tunes pull connectors: the HTTP poller's backoff and
+	// timeouts, the run lease, the queue. Its Store, Pipeline, Objects,
+	// Client, Clock, Logger and Observe come from this Config, and
+	// AllowPrivateWebhooks allows private connector targets too.
+	Connectors connector.Config
 	// Queues are the River queues this process works. Default: the default
 	// queue with 10 workers.
 	Queues map[string]river.QueueConfig

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"github.com/smartlite/crmkit/connector"
 	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/integration"
 	"github.com/smartlite/crmkit/store"
@@ -12,4 +13,5 @@ var (
 	_ integration.JobQueue     = (*store.Store)(nil)
 	_ integration.QueueDepther = (*store.Store)(nil)
 	_ ingest.BulkStore         = (*store.Store)(nil)
+	_ connector.Store          = (*store.Store)(nil)
 )

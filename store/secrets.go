@@ -211,6 +211,7 @@ type sealedColumn struct {
 var sealedColumns = []sealedColumn{
 	{table: "webhook_endpoints", column: "secret"},
 	{table: "webhook_endpoints", column: "previous_secret"},
+	{table: "connectors", column: "headers", each: sealedHeaderValues},
 }
 
 // ResealSecrets seals under the store's key, in one transaction, every
