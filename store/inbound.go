@@ -79,13 +79,38 @@ func (r *inboundSourceRow) source() (*ingest.InboundSource, error) {
 	return s, nil
 }
 
+// newInboundSourceRow is the row of src with its secrets sealed (see
+// SealSecret).
+func (s *Store) newInboundSourceRow(src *ingest.InboundSource) (*inboundSourceRow, error) {
+	row, err := newInboundSourceRow(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sealSecrets(&row.Secret, &row.PreviousSecret); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// sourceOf is the source of r with its secrets opened (see OpenSecret).
+func (s *Store) sourceOf(r *inboundSourceRow) (*ingest.InboundSource, error) {
+	src, err := r.source()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openSecrets("store: inbound source "+r.ID+" secret", &src.Secret, &src.PreviousSecret); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
 func inboundSourceNotFound(id string) error {
 	return fmt.Errorf("store: inbound source %s: %w", id, records.ErrNotFound)
 }
 
 // CreateInboundSource stores a new inbound source.
 func (s *Store) CreateInboundSource(ctx context.Context, src *ingest.InboundSource) error {
-	row, err := newInboundSourceRow(src)
+	row, err := s.newInboundSourceRow(src)
 	if err != nil {
 		return err
 	}
@@ -119,7 +144,7 @@ func (s *Store) GetInboundSource(ctx context.Context, workspace, id string) (*in
 	if err != nil {
 		return nil, fmt.Errorf("store: get inbound source: %w", err)
 	}
-	return row.source()
+	return s.sourceOf(&row)
 }
 
 // ListInboundSources answers the workspace's sources in id order after
@@ -131,7 +156,7 @@ func (s *Store) ListInboundSources(ctx context.Context, workspace, after string,
 	}
 	out := make([]*ingest.InboundSource, len(rows))
 	for i := range rows {
-		src, err := rows[i].source()
+		src, err := s.sourceOf(&rows[i])
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +168,7 @@ func (s *Store) ListInboundSources(ctx context.Context, workspace, after string,
 // UpdateInboundSource stores every field of src but its id, workspace and
 // creation time.
 func (s *Store) UpdateInboundSource(ctx context.Context, src *ingest.InboundSource) error {
-	row, err := newInboundSourceRow(src)
+	row, err := s.newInboundSourceRow(src)
 	if err != nil {
 		return err
 	}

@@ -211,6 +211,8 @@ type sealedColumn struct {
 var sealedColumns = []sealedColumn{
 	{table: "webhook_endpoints", column: "secret"},
 	{table: "webhook_endpoints", column: "previous_secret"},
+	{table: "inbound_sources", column: "secret"},
+	{table: "inbound_sources", column: "previous_secret"},
 	{table: "connectors", column: "headers", each: sealedHeaderValues},
 }
 

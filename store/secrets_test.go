@@ -12,7 +12,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/mapping"
+	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/store"
 	"github.com/smartlite/crmkit/store/storetest"
 	"github.com/smartlite/crmkit/webhook"
@@ -319,4 +322,61 @@ func TestConformanceSQLiteSealed(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store {
 		return open(t, testdb.SQLiteDSN(t), store.WithSecretKey(key))
 	}, conformance)
+}
+
+// TestInboundSourceSecretsSealedAtRest: an inbound source's secrets are
+// sealed like a webhook endpoint's, read back by every read, and moved by
+// a rotation.
+func TestInboundSourceSecretsSealedAtRest(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		oldKey, newKey := secretKey(t), secretKey(t)
+		st := open(t, dsn, store.WithSecretKey(oldKey))
+		ws := storetest.Workspace(t, st, "pro")
+		now := time.Now()
+		exp := now.Add(time.Hour)
+		src := &ingest.InboundSource{ID: records.NewID("src"), Workspace: ws.ID, Name: "Shop", Kind: "shopify",
+			Secret: "shpss_current-client-secret", PreviousSecret: "shpss_previous-client-secret", PreviousSecretExpiresAt: &exp,
+			Mapping: mapping.Spec{Targets: []mapping.Target{{Object: "lead"}}}, Enabled: true, MaxBodyBytes: 1 << 20,
+			CreatedAt: now, UpdatedAt: now}
+		require.NoError(t, st.CreateInboundSource(ctx, src))
+		raw := func() []string {
+			var rows []struct {
+				Secret   string `bun:"secret"`
+				Previous string `bun:"previous_secret"`
+			}
+			require.NoError(t, st.DB().NewRaw("SELECT secret, previous_secret FROM inbound_sources").Scan(ctx, &rows))
+			require.Len(t, rows, 1)
+			return []string{rows[0].Secret, rows[0].Previous}
+		}
+		for _, v := range raw() {
+			require.True(t, strings.HasPrefix(v, "sealed:v1:"+oldKey.ID()+":"))
+			require.NotContains(t, v, "client-secret")
+		}
+		for _, workspace := range []string{ws.ID, ""} {
+			got, err := st.GetInboundSource(ctx, workspace, src.ID)
+			require.NoError(t, err)
+			require.Equal(t, src.Secret, got.Secret)
+			require.Equal(t, src.PreviousSecret, got.PreviousSecret)
+		}
+		list, err := st.ListInboundSources(ctx, ws.ID, "", 0)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.Equal(t, src.Secret, list[0].Secret)
+
+		rot, err := store.Open(ctx, dsn, store.WithSecretKey(newKey, oldKey), store.WithoutMigrate())
+		require.NoError(t, err)
+		defer rot.Close()
+		n, err := rot.ResealSecrets(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		for _, v := range raw() {
+			require.True(t, strings.HasPrefix(v, "sealed:v1:"+newKey.ID()+":"))
+		}
+		_, err = st.GetInboundSource(ctx, ws.ID, src.ID)
+		require.ErrorIs(t, err, store.ErrUnknownSecretKey, "the old key opens it no more")
+		got, err := rot.GetInboundSource(ctx, ws.ID, src.ID)
+		require.NoError(t, err)
+		require.Equal(t, src.PreviousSecret, got.PreviousSecret)
+	})
 }
