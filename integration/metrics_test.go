@@ -112,4 +112,29 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, 1.0, delta(`crmkit_webhook_delivery_latency_seconds_count`))
 	require.Greater(t, got[`crmkit_webhook_delivery_latency_seconds_sum`], 0.0)
 	require.GreaterOrEqual(t, delta(`crmkit_jobs_total{kind="crmkit_event_fanout",outcome="completed"}`), 1.0)
+
+	// The paths that ingest records: their counters move by what they did.
+	before = got
+	// Inbound: one Shopify order accepted and processed, the same delivery
+	// again (a duplicate), one refused for its signature (no status).
+	src := e.createSource(t, map[string]any{"name": "Shop", "kind": "shopify", "secret": shopifySecret, "mapping": shopifyMapping})
+	order := shopifyOrder(t)
+	r := e.postShopify(t, src["id"].(string), shopifySecret, "wh-1", order)
+	require.Equal(t, http.StatusAccepted, r.status, "body: %s", r.body)
+	e.waitEvent(t, r.json(t)["id"].(string))
+	require.Equal(t, http.StatusOK, e.postShopify(t, src["id"].(string), shopifySecret, "wh-1", order).status)
+	require.Equal(t, http.StatusUnauthorized, e.postShopify(t, src["id"].(string), "wrong", "wh-2", order).status)
+
+	// Bulk: three rows, one of which fails validation.
+	bulkKey := e.key(t, e.ws, apikey.ScopeBulk)
+	job := e.bulkJob(t, bulkKey, map[string]any{"object": "account", "operation": "insert", "format": "csv"},
+		"name,website\nA,\nB,not a url\nC,\n")
+	require.Equal(t, "completed", job["state"])
+
+	got = scrape(t, scraper.URL)
+	require.Equal(t, 1.0, delta(`crmkit_inbound_events_total{status="received"}`))
+	require.Equal(t, 1.0, delta(`crmkit_inbound_events_total{status="processed"}`))
+	require.Equal(t, 1.0, delta(`crmkit_inbound_events_total{status="duplicate"}`))
+	require.Equal(t, 2.0, delta(`crmkit_bulk_rows_total{status="succeeded"}`))
+	require.Equal(t, 1.0, delta(`crmkit_bulk_rows_total{status="failed"}`))
 }
