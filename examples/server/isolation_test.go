@@ -59,6 +59,11 @@ func TestWorkspaceIsolation(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
 	defer receiver.Close()
+	// The upstream API the tenants' connectors poll.
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `[{"id":1,"name":"Pulled"}]`)
+	}))
+	defer upstream.Close()
 
 	tenants := make([]*tenant, 2)
 	for i, name := range []string{"Alpha", "Beta"} {
@@ -108,6 +113,17 @@ func TestWorkspaceIsolation(t *testing.T) {
 			_, ev := s.call(t, "GET", "/api/v1/inbound-events/"+tn.ids["inbound_event"], tn.admin, "")
 			return ev["status"] == "processed"
 		}, 30*time.Second, 50*time.Millisecond, "the inbound event is processed before the probes")
+		st, body = s.call(t, "POST", "/api/v1/connectors", tn.admin, `{"name":"Upstream","url":"`+upstream.URL+`",`+
+			`"headers":{"Authorization":"Bearer upstream"},"mapping":{"targets":[{"object":"account","external_id":"'con-' + string(id)","fields":{"name":"name"}}]}}`)
+		require.Equal(t, http.StatusCreated, st, "%v", body)
+		tn.ids["connector"] = body["id"].(string)
+		st, body = s.call(t, "POST", "/api/v1/connectors/"+tn.ids["connector"]+"/run", tn.admin, "")
+		require.Equal(t, http.StatusAccepted, st, "%v", body)
+		tn.ids["connector_run"] = body["run_id"].(string)
+		require.Eventually(t, func() bool {
+			_, run := s.call(t, "GET", "/api/v1/connector-runs/"+tn.ids["connector_run"], tn.admin, "")
+			return run["status"] == "succeeded"
+		}, 30*time.Second, 50*time.Millisecond, "the connector run finishes before the probes")
 		st, body = s.call(t, "POST", "/api/v1/bulk/jobs", tn.admin, `{"object":"account","operation":"insert","format":"json"}`)
 		require.Equal(t, http.StatusCreated, st, "%v", body)
 		tn.ids["bulk_job"] = body["id"].(string)
@@ -136,10 +152,12 @@ func TestWorkspaceIsolation(t *testing.T) {
 
 	// The kind of {id} by the path's first segment under /api/v1.
 	idKind := map[string]string{"records": "record", "keys": "key", "webhooks": "webhook", "deliveries": "delivery",
-		"inbound-sources": "source", "inbound": "source", "inbound-events": "inbound_event", "bulk": "bulk_job", "imports": "bulk_job"}
+		"inbound-sources": "source", "inbound": "source", "inbound-events": "inbound_event", "bulk": "bulk_job", "imports": "bulk_job",
+		"connectors": "connector", "connector-runs": "connector_run"}
 	fakeOf := map[string]string{"record": "rec_01aaaaaaaaaaaaaaaaaaaaaaaa", "key": "key_01aaaaaaaaaaaaaaaaaaaaaaaa",
 		"webhook": "whk_01aaaaaaaaaaaaaaaaaaaaaaaa", "delivery": "dlv_01aaaaaaaaaaaaaaaaaaaaaaaa", "external": "nobody-1",
-		"source": "src_01aaaaaaaaaaaaaaaaaaaaaaaa", "inbound_event": "inb_01aaaaaaaaaaaaaaaaaaaaaaaa", "bulk_job": "job_01aaaaaaaaaaaaaaaaaaaaaaaa"}
+		"source": "src_01aaaaaaaaaaaaaaaaaaaaaaaa", "inbound_event": "inb_01aaaaaaaaaaaaaaaaaaaaaaaa", "bulk_job": "job_01aaaaaaaaaaaaaaaaaaaaaaaa",
+		"connector": "con_01aaaaaaaaaaaaaaaaaaaaaaaa", "connector_run": "run_01aaaaaaaaaaaaaaaaaaaaaaaa"}
 	calls := 0
 	for path, ops := range doc.Paths {
 		for method := range ops {
@@ -221,7 +239,8 @@ func snapshot(t *testing.T, s *server, tn *tenant) string {
 	t.Helper()
 	var b strings.Builder
 	for _, p := range []string{"/api/v1/records/account/" + tn.ids["record"], "/api/v1/keys/" + tn.ids["key"],
-		"/api/v1/webhooks/" + tn.ids["webhook"], "/api/v1/records/account"} {
+		"/api/v1/webhooks/" + tn.ids["webhook"], "/api/v1/records/account", "/api/v1/connectors/" + tn.ids["connector"],
+		"/api/v1/connectors/" + tn.ids["connector"] + "/runs"} {
 		r := rawCall(t, s, "GET", p, tn.admin, "")
 		require.Equal(t, http.StatusOK, r.status, "%s: %s", p, r.body)
 		b.WriteString(r.body)
