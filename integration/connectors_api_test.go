@@ -766,3 +766,68 @@ func TestConnectorFullModeDeletes(t *testing.T) {
 		require.Contains(t, string(r.body), "no_flag_field")
 	})
 }
+
+// TestConnectorScheduleTwoInstances: two servers on one Postgres with a
+// connector scheduled every 10 s: each scheduled run happens once (the
+// leader inserts it), runs never overlap, and a run now on the other
+// instance while one is active answers 409.
+func TestConnectorScheduleTwoInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for three scheduled runs")
+	}
+	dsn := testdb.PostgresDSN(t)
+	cfg := Config{AllowPrivateWebhooks: true}
+	a := newEnv(t, dsn, cfg)
+	b := newEnv(t, dsn, cfg)
+	b.ws, b.admin = a.ws, a.admin
+	api := newSampleAPI(t, "none")
+	for i := range 5 {
+		api.put(sampleRecord{ID: i, Name: "Customer " + strconv.Itoa(i), UpdatedAt: stamp(i)})
+	}
+	// Each page takes a while, so a run is seen active.
+	api.answer = func(int, http.ResponseWriter) bool {
+		time.Sleep(1500 * time.Millisecond)
+		return false
+	}
+	def := connectorDef(api, 0)
+	def["schedule"] = "every 10s"
+	id := a.createConnector(t, def)
+	ctx := context.Background()
+	require.NoError(t, a.svc.Start(ctx))
+	require.NoError(t, b.svc.Start(ctx))
+	started := time.Now()
+
+	var active string
+	require.Eventually(t, func() bool {
+		c := b.do(t, "GET", "/api/v1/connectors/"+id, b.admin, nil).json(t)
+		active, _ = c["active_run_id"].(string)
+		return active != ""
+	}, 30*time.Second, 20*time.Millisecond, "a scheduled run starts")
+	r := b.do(t, "POST", "/api/v1/connectors/"+id+"/run", b.admin, nil)
+	require.Equal(t, http.StatusConflict, r.status, "body: %s", r.body)
+	require.Equal(t, "run_active", r.code(t))
+
+	// Three ticks' worth.
+	require.Eventually(t, func() bool {
+		runs, err := a.st.ListConnectorRuns(ctx, a.ws, id, "", 50)
+		require.NoError(t, err)
+		return len(runs) >= 3 && runs[0].FinishedAt != nil
+	}, 60*time.Second, 50*time.Millisecond, "three scheduled runs")
+	runs, err := a.st.ListConnectorRuns(ctx, a.ws, id, "", 50)
+	require.NoError(t, err)
+	t.Logf("%d runs in %s", len(runs), time.Since(started).Round(time.Second))
+	slices.Reverse(runs)
+	for i, run := range runs {
+		require.Equal(t, "schedule", run.Trigger)
+		require.Equal(t, "succeeded", run.Status, "%+v", run.Error)
+		if i == 0 {
+			continue
+		}
+		prev := runs[i-1]
+		require.NotNil(t, prev.FinishedAt)
+		require.False(t, run.StartedAt.Before(*prev.FinishedAt), "run %s started before run %s finished", run.ID, prev.ID)
+		require.GreaterOrEqual(t, run.CreatedAt.Sub(prev.CreatedAt), 9*time.Second,
+			"two scheduled runs %s apart: a tick inserted twice", run.CreatedAt.Sub(prev.CreatedAt))
+	}
+	require.Equal(t, 5, num(a.do(t, "GET", "/api/v1/connector-runs/"+runs[0].ID, a.admin, nil).json(t), "created"))
+}
