@@ -13,7 +13,7 @@
 //	-db                      CRMKIT_DB                      SQLite file or postgres:// URL (default crmkit.db)
 //	-redis                   CRMKIT_REDIS                   Redis address or URL for rate limits shared by replicas
 //	-admin-key-file          CRMKIT_ADMIN_KEY_FILE          where to write the first admin key (mode 0600)
-//	-allow-private-webhooks  CRMKIT_ALLOW_PRIVATE_WEBHOOKS  let webhooks target loopback and private addresses (local testing)
+//	-allow-private-webhooks  CRMKIT_ALLOW_PRIVATE_WEBHOOKS  let webhooks and connectors reach loopback and private addresses (local testing)
 //	-secret-key-file         CRMKIT_SECRET_KEY_FILE         the key that seals secrets in the database (see below)
 //
 // Webhook signing secrets (and the other secrets the server must give back)
@@ -111,7 +111,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.redis, "redis", env("CRMKIT_REDIS", ""), "Redis address or redis:// URL; rate limits are then shared by every replica using it (env CRMKIT_REDIS)")
 	fs.StringVar(&o.adminKeyFile, "admin-key-file", env("CRMKIT_ADMIN_KEY_FILE", ""), "on first start, also write the admin key to this file, mode 0600 (env CRMKIT_ADMIN_KEY_FILE)")
 	allow, _ := strconv.ParseBool(env("CRMKIT_ALLOW_PRIVATE_WEBHOOKS", "false"))
-	fs.BoolVar(&o.allowPrivateWebhooks, "allow-private-webhooks", allow, "let webhook endpoints target loopback, private and link-local addresses; for local testing only (env CRMKIT_ALLOW_PRIVATE_WEBHOOKS)")
+	fs.BoolVar(&o.allowPrivateWebhooks, "allow-private-webhooks", allow, "let webhook endpoints and connectors reach loopback, private and link-local addresses; for local testing only (env CRMKIT_ALLOW_PRIVATE_WEBHOOKS)")
 	fs.StringVar(&o.secretKeyFile, "secret-key-file", env("CRMKIT_SECRET_KEY_FILE", ""), "file holding the key that seals webhook and connector secrets in the database; default: beside an SQLite database, generated on first start (env CRMKIT_SECRET_KEY_FILE)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: server [flags]   (serve the API)\n       server COMMAND ...  (operate on the database)\n\nFlags:\n")
