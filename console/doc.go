@@ -64,11 +64,20 @@
 // endpoint's page has the test send, enable or disable, secret rotation
 // (the old secret keeps signing for a grace period), replay of the failed
 // deliveries since a time, a chart of the last 24 hours' deliveries by
-// hour and status (server-rendered SVG, counting at most the latest 2,000
-// deliveries), and the delivery log, filtered by status and creation time,
-// with each attempt's status code, duration, trigger, response headers and
-// body or network error, and a Redeliver button. A condition's value is
-// compared as text. Times are shown and entered in UTC.
+// hour and status (server-rendered SVG), and the delivery log, filtered
+// by status and creation time, with each attempt's status code, duration,
+// trigger, response headers and body or network error, and a Redeliver
+// button. A condition's value is compared as text. Times are shown and
+// entered in UTC.
+//
+// The page reads the endpoint's newest deliveries once, for its health,
+// the log's first page and the chart. The chart counts with the Webhooks'
+// DeliveryCounter when it has one (all of the 24 hours' deliveries, in one
+// call); otherwise it reads on down the log and counts at most the latest
+// 2,000 deliveries, and says so when there were more. Reading them, with
+// their attempts, is most of the page's cost for a busy endpoint;
+// BenchmarkDeliveryLogPage measures the page both ways for an endpoint with
+// 100,000 deliveries.
 //
 // # Audit log
 //
