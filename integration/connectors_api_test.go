@@ -34,11 +34,13 @@ type sampleRecord struct {
 // paginated as kind says, ?limit= at a time.
 type sampleAPI struct {
 	*httptest.Server
-	mu    sync.Mutex
-	recs  map[int]sampleRecord
-	kind  string
-	auth  []string // Authorization headers seen
-	calls int
+	mu   sync.Mutex
+	recs map[int]sampleRecord
+	// sorted is recs in answer order, nil when recs changed since.
+	sorted []sampleRecord
+	kind   string
+	auth   []string // Authorization headers seen
+	calls  int
 	// hold, when set, is waited on before each answer.
 	hold chan struct{}
 	// answer, when set, may answer a request itself (failures).
@@ -59,6 +61,7 @@ func (a *sampleAPI) put(recs ...sampleRecord) {
 	for _, r := range recs {
 		a.recs[r.ID] = r
 	}
+	a.sorted = nil
 }
 
 func (a *sampleAPI) remove(ids ...int) {
@@ -67,6 +70,29 @@ func (a *sampleAPI) remove(ids ...int) {
 	for _, id := range ids {
 		delete(a.recs, id)
 	}
+	a.sorted = nil
+}
+
+// ordered answers the records ordered by (updated_at, id).
+func (a *sampleAPI) ordered() []sampleRecord {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sorted == nil {
+		a.sorted = make([]sampleRecord, 0, len(a.recs))
+		for _, rec := range a.recs {
+			a.sorted = append(a.sorted, rec)
+		}
+		slices.SortFunc(a.sorted, func(x, y sampleRecord) int {
+			if x.UpdatedAt != y.UpdatedAt {
+				if x.UpdatedAt < y.UpdatedAt {
+					return -1
+				}
+				return 1
+			}
+			return x.ID - y.ID
+		})
+	}
+	return a.sorted
 }
 
 func (a *sampleAPI) serve(w http.ResponseWriter, r *http.Request) {
@@ -82,23 +108,13 @@ func (a *sampleAPI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	a.mu.Lock()
 	var all []sampleRecord
-	for _, rec := range a.recs {
-		if since := q.Get("updated_since"); since == "" || rec.UpdatedAt >= since {
+	since := q.Get("updated_since")
+	for _, rec := range a.ordered() {
+		if since == "" || rec.UpdatedAt >= since {
 			all = append(all, rec)
 		}
 	}
-	a.mu.Unlock()
-	slices.SortFunc(all, func(x, y sampleRecord) int {
-		if x.UpdatedAt != y.UpdatedAt {
-			if x.UpdatedAt < y.UpdatedAt {
-				return -1
-			}
-			return 1
-		}
-		return x.ID - y.ID
-	})
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	if limit <= 0 {
 		limit = len(all) + 1
