@@ -91,5 +91,56 @@
 //
 // ParseSchedule reads "every <duration>" or a cron expression (UTC unless it
 // begins with CRON_TZ=) into a Schedule, which River's periodic jobs take as
-// a river.PeriodicSchedule.
+// a river.PeriodicSchedule. Service registers one periodic job per enabled
+// connector with a schedule when the job client starts, adds and removes
+// them as connectors change on this replica at once and on others within
+// ReconcileEvery; River inserts periodic jobs on its leader only, so each
+// scheduled run is inserted once however many replicas run. A scheduled
+// run that finds the previous one still active is skipped.
+//
+// # Runs
+//
+// Service (New) holds connectors' definitions in a Store, runs them as
+// River jobs and writes through the record pipeline (records.Pipeline, or a
+// host's own). A run takes the connector under a lease: BeginConnectorRun
+// refuses a second run while one is queued or running (ErrRunActive), the
+// worker renews the lease while it works, and every page's commit and the
+// run's finish require the worker's token, so a worker that lost its lease
+// writes nothing more. A run whose worker died is queued again by a sweep
+// on the leader once its lease (Config.Lease, 30 s) has run out, and resumes
+// after its last committed page.
+//
+// Each page is written as one all-or-none batch: one upsert per target of
+// each upstream record, with ref() to an earlier target of the same record
+// as a batch ref, and the page's checkpoint stored by the batch's Commit in
+// the same transaction. A record the mapping or the pipeline refuses
+// (validation, a duplicate unique value, a ref to no record) is taken out
+// and the page written again without it; it is logged in the run's failures
+// and the checkpoint passes it, so it comes back when it changes upstream or
+// after a reset. A refusal that is not about one record stops the run with
+// nothing of the page written: the plan's record cap (plan_limit_exceeded),
+// or the database. A failed run leaves the checkpoint where the run began;
+// the next run reads from there, and finds what the failed one wrote
+// unchanged.
+//
+// Preview runs the first page of the next run through the same code, the
+// pipeline's batch as a dry run (validation, rules and plan limits run,
+// nothing is kept, the checkpoint is not stored).
+//
+// Unchanged records: the connector keeps, per record it wrote, a hash of
+// what it asked the pipeline to write and the version that write left. A
+// record whose mapped fields hash the same, and whose stored version is
+// still that one (nobody changed it since), is counted unchanged without a
+// call to the pipeline, which would find nothing to change; any other goes
+// through the pipeline, which itself writes nothing (no version, audit
+// entry or event) for fields equal to what is stored. Reset forgets the
+// hashes, so a run after it passes every record through the pipeline
+// (after a change of rules, say).
+//
+// Full mode reads everything every run and marks each record seen in its
+// page's transaction. After a complete run, with deletes "delete" or
+// "flag", the connector's records not seen are deleted through the pipeline
+// or get FlagField, unless they are more than MaxDeleteRatio of the
+// connector's records: then nothing is deleted and the run's notes say why.
+// A failed run deletes nothing.
 package connector

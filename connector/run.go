@@ -44,7 +44,7 @@ func (s *Service) execute(ctx context.Context, connectorID, runID string) error 
 	if err == nil {
 		err = s.pages(runCtx, c, run, token, sy)
 	}
-	if cause := context.Cause(runCtx); errors.Is(cause, ErrLeaseLost) {
+	if cause := context.Cause(runCtx); errors.Is(cause, ErrLeaseLost) || errors.Is(err, ErrLeaseLost) {
 		// Another worker has the run now, or the connector is gone: it is
 		// theirs to finish.
 		s.log.LogAttrs(ctx, slog.LevelWarn, "connector run lost its lease",
