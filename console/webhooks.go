@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -49,20 +50,18 @@ func (hl health) FailureRate() float64 {
 	return float64(hl.Failed) / float64(hl.Finished)
 }
 
-func (h *handler) health(r *http.Request, ws, id string) (health, error) {
+// health sums up an endpoint's health from its latest deliveries, newest
+// first: all of them when complete, else at least the recentDeliveries
+// latest. Only when none of those succeeded is the last success looked up.
+func (h *handler) health(ctx context.Context, ws, id string, latest []*outbound.Delivery, complete bool) (health, error) {
 	var hl health
-	ok, err := h.webhooks.Deliveries(r.Context(), outbound.DeliveryQuery{Workspace: ws, EndpointID: id, Status: outbound.StatusSucceeded, Limit: 1})
-	if err != nil {
-		return hl, err
-	}
-	if len(ok) > 0 {
-		hl.LastSuccess = ok[0].LastAttemptAt
-	}
-	recent, err := h.webhooks.Deliveries(r.Context(), outbound.DeliveryQuery{Workspace: ws, EndpointID: id, Limit: recentDeliveries})
-	if err != nil {
-		return hl, err
-	}
-	for _, d := range recent {
+	for i, d := range latest {
+		if hl.LastSuccess == nil && d.Status == outbound.StatusSucceeded {
+			hl.LastSuccess = d.LastAttemptAt
+		}
+		if i >= recentDeliveries {
+			continue
+		}
 		switch d.Status {
 		case outbound.StatusSucceeded:
 			hl.Finished++
@@ -70,6 +69,16 @@ func (h *handler) health(r *http.Request, ws, id string) (health, error) {
 			hl.Finished++
 			hl.Failed++
 		}
+	}
+	if hl.LastSuccess != nil || complete {
+		return hl, nil
+	}
+	ok, err := h.webhooks.Deliveries(ctx, outbound.DeliveryQuery{Workspace: ws, EndpointID: id, Status: outbound.StatusSucceeded, Limit: 1})
+	if err != nil {
+		return hl, err
+	}
+	if len(ok) > 0 {
+		hl.LastSuccess = ok[0].LastAttemptAt
 	}
 	return hl, nil
 }
@@ -94,7 +103,11 @@ func (h *handler) webhooksPage(w http.ResponseWriter, r *http.Request, req *requ
 	eps, next := paged(eps, pageSize, func(e *outbound.Endpoint) string { return e.ID })
 	d := webhooksData{Cursor: cursor, Next: next}
 	for _, e := range eps {
-		hl, err := h.health(r, req.id.Workspace, e.ID)
+		latest, err := h.webhooks.Deliveries(r.Context(), outbound.DeliveryQuery{Workspace: req.id.Workspace, EndpointID: e.ID, Limit: recentDeliveries})
+		if err != nil {
+			return err
+		}
+		hl, err := h.health(r.Context(), req.id.Workspace, e.ID, latest, len(latest) < recentDeliveries)
 		if err != nil {
 			return err
 		}
@@ -245,11 +258,21 @@ func (h *handler) showEndpoint(w http.ResponseWriter, r *http.Request, req *requ
 	if e.PreviousSecret != "" && e.PreviousSecretExpiresAt != nil && now.Before(*e.PreviousSecretExpiresAt) {
 		d.PreviousSecretUntil = e.PreviousSecretExpiresAt
 	}
-	var err error
-	if d.Health, err = h.health(r, ws, e.ID); err != nil {
+	// The newest deliveries serve the health figures, the unfiltered log's
+	// first page and, unless the deliveries are counted, the chart's first
+	// page: one read, not three.
+	newest := chartPage
+	if _, counts := h.webhooks.(DeliveryCounter); counts {
+		newest = pageSize + 1
+	}
+	latest, err := h.webhooks.Deliveries(ctx, outbound.DeliveryQuery{Workspace: ws, EndpointID: e.ID, Limit: newest})
+	if err != nil {
 		return err
 	}
-	if d.Chart, err = h.chart(r, ws, e.ID, now); err != nil {
+	if d.Health, err = h.health(ctx, ws, e.ID, latest, len(latest) < newest); err != nil {
+		return err
+	}
+	if d.Chart, err = h.chart(ctx, ws, e.ID, now, latest); err != nil {
 		return err
 	}
 
@@ -271,10 +294,13 @@ func (h *handler) showEndpoint(w http.ResponseWriter, r *http.Request, req *requ
 		}
 		since = t
 	}
-	ds, err := h.webhooks.Deliveries(ctx, outbound.DeliveryQuery{Workspace: ws, EndpointID: e.ID,
-		Status: d.Filter.Status, Before: d.Filter.Before, Limit: pageSize + 1})
-	if err != nil {
-		return err
+	ds := latest[:min(len(latest), pageSize+1)]
+	if d.Filter.Status != "" || d.Filter.Before != "" {
+		ds, err = h.webhooks.Deliveries(ctx, outbound.DeliveryQuery{Workspace: ws, EndpointID: e.ID,
+			Status: d.Filter.Status, Before: d.Filter.Before, Limit: pageSize + 1})
+		if err != nil {
+			return err
+		}
 	}
 	ds, next := paged(ds, pageSize, deliveryID)
 	// The log is newest first, so the first delivery older than since ends
