@@ -55,3 +55,12 @@ func encode128(b [16]byte) string {
 	}
 	return string(out[:])
 }
+
+// IDFloor answers the smallest id NewID(prefix) can make at t's millisecond
+// or later: ids sort by the time they were made, so `id >= IDFloor(p, t)`
+// bounds an index range on time without a timestamp column.
+func IDFloor(prefix string, t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[0:8], uint64(t.UnixMilli())<<16)
+	return prefix + "_" + encode128(b)
+}

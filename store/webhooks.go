@@ -803,3 +803,39 @@ func (s *Store) PruneDeliveries(ctx context.Context, before time.Time) (int64, e
 	}
 	return res.RowsAffected()
 }
+
+// CountDeliveries answers how many of the endpoint's deliveries made at or
+// after since are in each status, by the hour they were made in (since
+// plus whole hours). Delivery ids sort by the time they were made, so the
+// bound on the id keeps the count within the (endpoint_id, id) index's
+// range for the period rather than the endpoint's whole log.
+func (s *Store) CountDeliveries(ctx context.Context, workspace, endpointID string, since time.Time) (map[time.Time]map[string]int, error) {
+	since = since.UTC()
+	hour := "(unixepoch(created_at) - $1) / 3600"
+	if s.dialect == DialectPostgres {
+		hour = "(floor(extract(epoch FROM created_at))::bigint - $1) / 3600"
+	}
+	var rows []struct {
+		Hour   int64  `bun:"hour"`
+		Status string `bun:"status"`
+		N      int    `bun:"n"`
+	}
+	err := s.queryAll(ctx, &rows, `SELECT `+hour+` AS hour, status, count(*) AS n FROM webhook_deliveries
+		WHERE endpoint_id = $3 AND id >= $4 AND workspace_id = $2
+		GROUP BY 1, status`, since.Unix(), workspace, endpointID, records.IDFloor("dlv", since))
+	if err != nil {
+		return nil, fmt.Errorf("store: count deliveries: %w", err)
+	}
+	out := make(map[time.Time]map[string]int, 24)
+	for _, r := range rows {
+		if r.Hour < 0 {
+			continue // made a moment before since by another clock
+		}
+		h := since.Add(time.Duration(r.Hour) * time.Hour)
+		if out[h] == nil {
+			out[h] = map[string]int{}
+		}
+		out[h][r.Status] += r.N
+	}
+	return out, nil
+}

@@ -462,6 +462,16 @@ func (s *Service) Deliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery,
 	return s.store.ListDeliveries(ctx, q)
 }
 
+// CountDeliveries answers how many of the endpoint's deliveries made at or
+// after since are in each status, by the hour they were made in (since plus
+// whole hours): a chart of the endpoint's health without reading its log.
+func (s *Service) CountDeliveries(ctx context.Context, workspace, endpointID string, since time.Time) (map[time.Time]map[string]int, error) {
+	if _, err := s.store.GetEndpoint(ctx, workspace, endpointID); err != nil {
+		return nil, err
+	}
+	return s.store.CountDeliveries(ctx, workspace, endpointID, since)
+}
+
 // Delivery answers one delivery with its attempts.
 func (s *Service) Delivery(ctx context.Context, workspace, id string) (*Delivery, error) {
 	return s.store.GetDelivery(ctx, workspace, id)

@@ -179,6 +179,10 @@ type Store interface {
 	// ListDeliveries answers deliveries with their attempts, ordered by id
 	// descending (newest first), at most q.Limit of them.
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, error)
+	// CountDeliveries answers how many of the endpoint's deliveries made
+	// at or after since are in each status, by the hour they were made in
+	// (since plus whole hours).
+	CountDeliveries(ctx context.Context, workspace, endpointID string, since time.Time) (map[time.Time]map[string]int, error)
 	// RequeueDeliveries makes the selected deliveries pending and calls
 	// enqueue with them, in one transaction; it answers them.
 	RequeueDeliveries(ctx context.Context, q RequeueQuery, enqueue EnqueueFunc) ([]*Delivery, error)
