@@ -83,7 +83,7 @@
 //	405 method_not_allowed         (with Allow)
 //	409 version_conflict, duplicate, key_inactive
 //	413 body_too_large             (Config.MaxBodyBytes, default 1 MiB)
-//	422 validation_failed          (errors: [{field, code, message}])
+//	422 validation_failed          (errors: [{field, code, message}], at most 100; errors_omitted counts the rest)
 //	429 rate_limited               (Retry-After)
 //	500 internal                   (logged; the body says nothing of the cause)
 //

@@ -50,12 +50,9 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		problem.Write(w, problem.Details{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Detail: "the request body is larger than the limit of " + formatBytes(tooBig.Limit)})
 	case errors.As(err, &invalid):
-		fields := invalid.Fields
-		if fields == nil {
-			fields = []records.FieldError{}
-		}
+		fields, omitted := capFieldErrors(invalid.Fields)
 		problem.Write(w, problem.Details{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-			Detail: "one or more fields are invalid", Errors: fields})
+			Detail: "one or more fields are invalid", Errors: fields, ErrorsOmitted: omitted})
 	case errors.Is(err, records.ErrValidation):
 		problem.Write(w, problem.Details{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
 			Detail: err.Error(), Errors: []records.FieldError{}})
@@ -83,6 +80,23 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Code: "internal",
 			Detail: "the server could not complete the request"})
 	}
+}
+
+// maxProblemErrors is the most field errors a 422 lists; errors_omitted
+// counts the rest, so a request with a million bad values gets a short
+// answer, not a longer one.
+const maxProblemErrors = 100
+
+// capFieldErrors answers the first maxProblemErrors of fields (never nil)
+// and how many it left out.
+func capFieldErrors(fields []records.FieldError) ([]records.FieldError, int) {
+	if fields == nil {
+		return []records.FieldError{}, 0
+	}
+	if len(fields) <= maxProblemErrors {
+		return fields, 0
+	}
+	return fields[:maxProblemErrors], len(fields) - maxProblemErrors
 }
 
 func formatBytes(n int64) string {

@@ -48,7 +48,9 @@ func metaSchemas() map[string]any {
 				"version_conflict, duplicate, validation_failed, plan_limit_exceeded, unauthorized, " +
 				"missing_scope, rate_limited, method_not_allowed, internal."),
 			"scope":  str("The scope a 403 missing_scope needed."),
-			"errors": map[string]any{"type": "array", "items": ref("FieldError")},
+			"errors": map[string]any{"type": "array", "items": ref("FieldError"), "maxItems": maxProblemErrors},
+			"errors_omitted": integer("How many field errors were left out of errors, which lists " +
+				strconv.Itoa(maxProblemErrors) + " at most."),
 		}),
 		"Health": obj("Health of the service.", []string{"status"}, map[string]any{
 			"status": str("ok, or unavailable when the database does not answer.", "enum", []string{"ok", "unavailable"}),

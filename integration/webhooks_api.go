@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -44,11 +45,20 @@ func (s *Service) newWebhooks() (*outbound.Service, error) {
 		}
 	}
 	// A pipeline that can name its objects (records.Pipeline can) lets
-	// endpoint registration refuse a misspelt object.
+	// endpoint registration refuse a misspelt object, or a condition on a
+	// field the endpoint's objects lack.
 	if p, ok := s.pipeline.(interface {
 		Object(name string) (*records.Object, bool)
-	}); ok && cfg.KnownObject == nil {
-		cfg.KnownObject = func(name string) bool { _, ok := p.Object(name); return ok }
+	}); ok {
+		if cfg.KnownObject == nil {
+			cfg.KnownObject = func(name string) bool { _, ok := p.Object(name); return ok }
+		}
+		if cfg.KnownField == nil {
+			cfg.KnownField = func(object, field string) bool {
+				o, ok := p.Object(object)
+				return ok && slices.ContainsFunc(o.Fields, func(f records.Field) bool { return f.Name == field })
+			}
+		}
 	}
 	return outbound.New(cfg)
 }
@@ -254,8 +264,10 @@ func (s *Service) replayDeliveries(w http.ResponseWriter, r *http.Request) error
 func webhookSchemas() map[string]any {
 	strList := map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
 	condition := obj("Limits the endpoint to writes that changed field to changed_to.", []string{"field", "changed_to"}, map[string]any{
-		"field":      str("", "example", "stage"),
-		"changed_to": map[string]any{"description": "The value the field changed to.", "example": "Closed Won"},
+		"field": str("A field of every object the endpoint names.", "example", "stage", "maxLength", outbound.MaxNameLength),
+		"changed_to": map[string]any{"description": "The value the field changed to: a string (at most " +
+			strconv.Itoa(outbound.MaxConditionValueLength) + " characters), a number, true, false or null.",
+			"type": []string{"string", "number", "boolean", "null"}, "example": "Closed Won"},
 	})
 	return map[string]any{
 		"WebhookCondition": condition,
@@ -280,11 +292,11 @@ func webhookSchemas() map[string]any {
 			"secret": str("The signing secret. Shown only in this response: store it now.", "example", "whsec_…"),
 		})}},
 		"WebhookInput": obj("An endpoint's settings; on update, only the members to change.", nil, map[string]any{
-			"url":         str("", "format", "uri"),
-			"events":      strList,
-			"objects":     strList,
+			"url":         str("", "format", "uri", "maxLength", outbound.MaxURLLength),
+			"events":      map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "maxItems": outbound.MaxEvents},
+			"objects":     map[string]any{"type": "array", "items": str("", "maxLength", outbound.MaxNameLength), "maxItems": outbound.MaxObjects},
 			"condition":   nullable(ref("WebhookCondition")),
-			"description": str(""),
+			"description": str("", "maxLength", outbound.MaxDescriptionLength),
 			"enabled":     map[string]any{"type": "boolean", "default": true},
 		}),
 		"WebhookRotate": obj("How long the old secret keeps signing.", nil, map[string]any{

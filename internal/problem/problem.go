@@ -22,6 +22,8 @@ type Details struct {
 	// limit.
 	Limit  string `json:"limit,omitempty"`
 	Errors any    `json:"errors,omitempty"`
+	// ErrorsOmitted counts the errors left out of a capped Errors list.
+	ErrorsOmitted int `json:"errors_omitted,omitempty"`
 }
 
 // ContentType is the media type of a problem document.

@@ -11,8 +11,20 @@
 // random bytes) once; it is stored so deliveries can be signed, and never
 // shown again. RotateSecret issues a new one; for the grace period the
 // caller chooses both secrets sign every delivery, so a receiver can switch
-// without dropping any. The object names an endpoint lists are not checked
-// against the schema: an endpoint may be registered before its object is.
+// without dropping any. With Config.KnownObject, the object names an
+// endpoint lists must be objects of the schema; with Config.KnownField, a
+// condition's field must be a field of each of them (without objects, any
+// field is taken).
+//
+// What an endpoint stores is bounded, since it is read on every event of
+// its workspace: the URL (MaxURLLength bytes), events (MaxEvents),
+// objects (MaxObjects, each name at most MaxNameLength characters), the
+// description (MaxDescriptionLength), condition.field (MaxNameLength) and
+// condition.changed_to, which is a scalar as record fields are: a string of
+// at most MaxConditionValueLength characters, a number, a bool or nil. A
+// value over its bound is a *records.ValidationError naming the field with
+// code "max" ("type" for a changed_to that is a list or an object), and a
+// list over its bound is one error, not one per entry.
 //
 // # Delivery
 //

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 
@@ -72,6 +73,10 @@ type Config struct {
 	// KnownObject answers whether records of the named object can exist;
 	// endpoints naming another object are refused. Nil accepts any name.
 	KnownObject func(name string) bool
+	// KnownField answers whether the named object has the named field; an
+	// endpoint naming objects whose condition names a field one of them
+	// lacks is refused. Nil accepts any field.
+	KnownField func(object, field string) bool
 	// Resolver resolves endpoint host names at registration; nil means the
 	// system resolver. Deliveries resolve through the system resolver and
 	// check the address at dial time.
@@ -119,6 +124,7 @@ type Service struct {
 	policy       AddressPolicy
 	resolver     Resolver
 	knownObject  func(string) bool
+	knownField   func(object, field string) bool
 	signer       Signer
 	queue        string
 	userAgent    string
@@ -158,6 +164,7 @@ func New(cfg Config) (*Service, error) {
 		policy:       AddressPolicy{AllowPrivate: cfg.AllowPrivate},
 		resolver:     cfg.Resolver,
 		knownObject:  cfg.KnownObject,
+		knownField:   cfg.KnownField,
 		observe:      cfg.Observe,
 		signer:       cfg.Signer,
 		queue:        cfg.Queue,
@@ -264,40 +271,58 @@ func inputOf(e *Endpoint) EndpointInput {
 // validate checks an input and answers a *records.ValidationError listing
 // every bad field.
 func (s *Service) validate(ctx context.Context, in *EndpointInput) error {
-	var fe []records.FieldError
+	fe := boundErrors(in)
 	add := func(field, code, msg string) {
 		fe = append(fe, records.FieldError{Field: field, Code: code, Message: msg})
 	}
-	if in.URL == "" {
+	switch {
+	case in.URL == "":
 		add("url", "required", "url is required")
-	} else if err := s.policy.CheckURL(ctx, s.resolver, in.URL); err != nil {
-		if errors.Is(err, ErrBlockedAddress) {
-			add("url", "blocked_address", err.Error()+"; "+OptInHint)
-		} else {
-			add("url", "url", err.Error())
+	case len(in.URL) > MaxURLLength:
+	default:
+		if err := s.policy.CheckURL(ctx, s.resolver, in.URL); err != nil {
+			if errors.Is(err, ErrBlockedAddress) {
+				add("url", "blocked_address", err.Error()+"; "+OptInHint)
+			} else {
+				add("url", "url", err.Error())
+			}
 		}
 	}
 	if len(in.Events) == 0 {
 		add("events", "required", `events is required: record.created, record.updated, record.deleted, "record.*" or "*"`)
 	}
-	for _, p := range in.Events {
-		if !validEventPattern(p) {
-			add("events", "one_of", fmt.Sprintf("unknown event type %q: use record.created, record.updated, record.deleted, \"record.*\" or \"*\"", p))
+	if len(in.Events) <= MaxEvents {
+		for _, p := range in.Events {
+			if !validEventPattern(p) {
+				add("events", "one_of", fmt.Sprintf("unknown event type %s: use record.created, record.updated, record.deleted, \"record.*\" or \"*\"", quoted(p)))
+			}
 		}
 	}
-	for _, o := range in.Objects {
+	if len(in.Objects) <= MaxObjects {
+		for _, o := range in.Objects {
+			switch {
+			case o == "":
+				add("objects", "required", "object names must not be empty")
+			case utf8.RuneCountInString(o) > MaxNameLength:
+				// Refused by boundErrors already.
+			case s.knownObject != nil && !s.knownObject(o):
+				add("objects", "unknown_object", fmt.Sprintf("there is no object named %s", quoted(o)))
+			}
+		}
+	}
+	if c := in.Condition; c != nil {
 		switch {
-		case o == "":
-			add("objects", "required", "object names must not be empty")
-		case s.knownObject != nil && !s.knownObject(o):
-			add("objects", "unknown_object", fmt.Sprintf("there is no object named %q", o))
+		case c.Field == "":
+			add("condition.field", "required", "a condition needs a field")
+		case s.knownField != nil && len(in.Objects) <= MaxObjects && utf8.RuneCountInString(c.Field) <= MaxNameLength:
+			// Each object the endpoint names must have the field, or the
+			// condition could never match its events.
+			for _, o := range in.Objects {
+				if (s.knownObject == nil || s.knownObject(o)) && !s.knownField(o, c.Field) {
+					add("condition.field", "unknown_field", fmt.Sprintf("%s has no field %s", quoted(o), quoted(c.Field)))
+				}
+			}
 		}
-	}
-	if in.Condition != nil && in.Condition.Field == "" {
-		add("condition.field", "required", "a condition needs a field")
-	}
-	if len(in.Description) > 1000 {
-		add("description", "max", "description is longer than 1000 characters")
 	}
 	if fe != nil {
 		return &records.ValidationError{Fields: fe}
