@@ -66,7 +66,10 @@ type Job struct {
 	// Error says why a job failed as a whole; "" otherwise.
 	Error string `json:"error"`
 	// UndoOf names the job an undo job reverses.
-	UndoOf string        `json:"undo_of,omitempty"`
+	UndoOf string `json:"undo_of,omitempty"`
+	// Import says how to read the file of a spreadsheet import; nil for
+	// other jobs.
+	Import *ImportSpec   `json:"import,omitempty"`
 	Actor  records.Actor `json:"-"`
 	// Bytes and Chunks describe the stored upload.
 	Bytes  int64 `json:"-"`
@@ -106,7 +109,9 @@ const (
 
 // RowResult is the outcome of one data row of a job.
 type RowResult struct {
-	Row      int64        `json:"row"`
+	Row int64 `json:"row"`
+	// SheetRow is the row number a spreadsheet shows, for imports.
+	SheetRow int64        `json:"sheet_row,omitempty"`
 	Status   string       `json:"status"`
 	RecordID string       `json:"record_id,omitempty"`
 	Action   string       `json:"action,omitempty"`
@@ -299,6 +304,29 @@ func (b *Bulk) Create(ctx context.Context, workspace string, actor records.Actor
 	if in.Format == "" {
 		in.Format = FormatJSON
 	}
+	errs := b.checkJob(in)
+	switch in.Format {
+	case FormatJSON, FormatNDJSON, FormatCSV:
+	default:
+		errs = append(errs, records.FieldError{Field: "format", Code: "one_of", Message: "must be one of: json, ndjson, csv"})
+	}
+	if len(errs) > 0 {
+		return nil, &records.ValidationError{Object: in.Object, Fields: errs}
+	}
+	j := &Job{
+		ID: records.NewID("job"), Workspace: workspace, Object: in.Object, Operation: in.Operation,
+		Mode: in.Mode, ValidateOnly: in.ValidateOnly, Format: in.Format, State: StateOpen,
+		Actor: actor, CreatedAt: b.now(),
+	}
+	if err := b.st.CreateBulkJob(ctx, j); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// checkJob answers what is wrong with the object, operation and mode of
+// in (a mode "" is wrong: Create fills in its default first).
+func (b *Bulk) checkJob(in JobInput) []records.FieldError {
 	var errs []records.FieldError
 	if in.Object == "" {
 		errs = append(errs, records.FieldError{Field: "object", Code: "required", Message: "is required"})
@@ -317,23 +345,7 @@ func (b *Bulk) Create(ctx context.Context, workspace string, actor records.Actor
 	default:
 		errs = append(errs, records.FieldError{Field: "mode", Code: "one_of", Message: "must be one of: partial, all_or_none"})
 	}
-	switch in.Format {
-	case FormatJSON, FormatNDJSON, FormatCSV:
-	default:
-		errs = append(errs, records.FieldError{Field: "format", Code: "one_of", Message: "must be one of: json, ndjson, csv"})
-	}
-	if len(errs) > 0 {
-		return nil, &records.ValidationError{Object: in.Object, Fields: errs}
-	}
-	j := &Job{
-		ID: records.NewID("job"), Workspace: workspace, Object: in.Object, Operation: in.Operation,
-		Mode: in.Mode, ValidateOnly: in.ValidateOnly, Format: in.Format, State: StateOpen,
-		Actor: actor, CreatedAt: b.now(),
-	}
-	if err := b.st.CreateBulkJob(ctx, j); err != nil {
-		return nil, err
-	}
-	return j, nil
+	return errs
 }
 
 // Get answers one job of the workspace.

@@ -42,6 +42,8 @@ func (b *Bulk) WriteResultsCSV(ctx context.Context, w io.Writer, j *Job, status 
 	switch {
 	case j.Operation == OpUndo:
 		header = []string{IDField}
+	case j.Import != nil:
+		header, columns = j.Import.Columns, func(r Row) []string { return r.Columns }
 	case j.Format == FormatCSV:
 		h, err := csvDataHeader(b.data(ctx, j))
 		if err != nil {
@@ -73,6 +75,7 @@ func (b *Bulk) WriteResultsCSV(ctx context.Context, w io.Writer, j *Job, status 
 		if rr, err = b.reader(ctx, j); err != nil {
 			return err
 		}
+		defer closeRows(rr)
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	rw, err := NewResultWriter(bw, header, cols)

@@ -155,6 +155,9 @@ func (b *Bulk) finish(ctx context.Context, id string, state JobState, msg string
 
 // reader answers the rows of the job's stored data.
 func (b *Bulk) reader(ctx context.Context, j *Job) (RowReader, error) {
+	if j.Import != nil {
+		return b.importRows(ctx, j)
+	}
 	return NewRowReader(j.Format, b.data(ctx, j), b.cfg.RowOptions)
 }
 
@@ -178,6 +181,7 @@ func (b *Bulk) runPartial(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
+	defer closeRows(rr)
 	for skip := j.Processed; skip > 0; skip-- {
 		if _, err := rr.Next(); err != nil {
 			return fmt.Errorf("%w: resuming after row %d: %w", ErrBadData, j.Processed, err)
@@ -241,6 +245,7 @@ func (b *Bulk) runWhole(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
+	defer closeRows(rr)
 	var all []RowResult
 	var failed []int64
 	keep := j.Mode == ModeAllOrNone && !j.ValidateOnly
@@ -388,6 +393,9 @@ func (b *Bulk) writeRows(ctx context.Context, j *Job, rows []Row, opts records.B
 	ext := b.externalIDField(j.Object)
 	for i, r := range rows {
 		res[i].Row = int64(r.Num)
+		if j.Import != nil {
+			res[i].SheetRow = int64(r.SheetRow)
+		}
 		it, rerr := b.item(j, r, ext)
 		if rerr != nil {
 			res[i].Status, res[i].Error = RowFailed, rerr
@@ -436,11 +444,14 @@ func (b *Bulk) writeRows(ctx context.Context, j *Job, rows []Row, opts records.B
 // item turns a row into the pipeline write of the job's operation.
 func (b *Bulk) item(j *Job, r Row, ext string) (records.BatchItem, *ResultError) {
 	if r.Err != nil {
-		return records.BatchItem{}, &ResultError{Code: CodeMalformed, Message: r.Err.Error()}
+		return records.BatchItem{}, rowError(r.Err)
 	}
 	w := records.Write{
 		Workspace: j.Workspace, Object: j.Object, ID: r.ID, Fields: r.Fields,
 		Source: records.SourceBulk, Actor: j.Actor,
+	}
+	if j.Import != nil {
+		w.Source = records.SourceImport
 	}
 	if w.Fields == nil {
 		w.Fields = records.Fields{}

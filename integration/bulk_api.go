@@ -215,7 +215,7 @@ func bulkSchemas() map[string]any {
 			"operation":     str("", "enum", []string{"insert", "update", "upsert", "delete", "undo"}),
 			"mode":          str("", "enum", []string{"partial", "all_or_none"}),
 			"validate_only": map[string]any{"type": "boolean"},
-			"format":        str("", "enum", []string{"json", "ndjson", "csv"}),
+			"format":        str("xlsx for a spreadsheet import", "enum", []string{"json", "ndjson", "csv", "xlsx"}),
 			"state":         str("", "enum", []string{"open", "queued", "running", "completed", "failed", "aborted"}),
 			"rows":          integer("Data rows uploaded."),
 			"processed":     integer("Rows with a result."),
@@ -226,6 +226,14 @@ func bulkSchemas() map[string]any {
 			"finished_at":   nullable(dateTime("")),
 			"error":         str("Why the job failed as a whole; empty otherwise."),
 			"undo_of":       str("The job an undo job reverses."),
+			"import": obj("How an import job reads its file.", []string{"header_row", "columns", "mapping", "unmapped"}, map[string]any{
+				"file_name":  str(""),
+				"sheet":      str("The sheet read (xlsx)."),
+				"header_row": integer(""),
+				"columns":    map[string]any{"type": "array", "items": str("")},
+				"mapping":    map[string]any{"type": "object", "additionalProperties": str(""), "description": "Every column's field; empty for a column not imported."},
+				"unmapped":   map[string]any{"type": "array", "items": str("")},
+			}),
 		}),
 		"BulkJobList": list("BulkJob"),
 		"BulkRowError": obj("Why a row failed.", []string{"code", "message"}, map[string]any{
@@ -236,6 +244,7 @@ func bulkSchemas() map[string]any {
 		}),
 		"BulkResult": obj("The outcome of one data row (1-based; a CSV header is not counted).", []string{"row", "status"}, map[string]any{
 			"row":       integer(""),
+			"sheet_row": integer("Imports: the row number the spreadsheet shows."),
 			"status":    str("", "enum", []string{"succeeded", "failed"}),
 			"record_id": str(""),
 			"action":    str("", "enum", []string{"created", "updated", "unchanged", "deleted"}),

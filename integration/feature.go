@@ -31,6 +31,7 @@ func (s *Service) buildFeatures() []feature {
 		s.eventsFeature(),
 		s.webhooksFeature(),
 		s.bulkFeature(),
+		s.importsFeature(),
 		s.inboundFeature(),
 		s.connectorsFeature(),
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/connector"
+	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/metrics"
 	"github.com/smartlite/crmkit/ratelimit"
 	"github.com/smartlite/crmkit/records"
@@ -83,6 +84,10 @@ type Config struct {
 	// Client, Clock, Logger and Observe come from this Config, and
 	// AllowPrivateWebhooks allows private connector targets too.
 	Connectors connector.Config
+	// Imports tunes spreadsheet imports: the limits a file is held to (a
+	// refused file is a 4xx naming the limit), where uploads are spooled,
+	// how many rows a preview converts. Its Bulk comes from this Config.
+	Imports ingest.ImportConfig
 	// Queues are the River queues this process works. Default: the default
 	// queue with 10 workers.
 	Queues map[string]river.QueueConfig

@@ -45,6 +45,7 @@ type bulkJobRow struct {
 	StartedAt    *time.Time `bun:"started_at"`
 	FinishedAt   *time.Time `bun:"finished_at"`
 	HeartbeatAt  *time.Time `bun:"heartbeat_at"`
+	ImportSpec   *string    `bun:"import_spec"`
 }
 
 func newBulkJobRow(j *ingest.Job) (*bulkJobRow, error) {
@@ -53,12 +54,22 @@ func newBulkJobRow(j *ingest.Job) (*bulkJobRow, error) {
 		return nil, fmt.Errorf("store: bulk job actor: %w", err)
 	}
 	j.CreatedAt = storedTime(j.CreatedAt)
+	var spec *string
+	if j.Import != nil {
+		b, err := json.Marshal(j.Import)
+		if err != nil {
+			return nil, fmt.Errorf("store: bulk job import spec: %w", err)
+		}
+		s := string(b)
+		spec = &s
+	}
 	return &bulkJobRow{
 		ID: j.ID, WorkspaceID: j.Workspace, Object: j.Object, Operation: string(j.Operation), Mode: string(j.Mode),
 		ValidateOnly: j.ValidateOnly, Format: string(j.Format), State: string(j.State), Actor: string(actor),
 		UndoOf: j.UndoOf, Rows: j.Rows, Bytes: j.Bytes, Chunks: j.Chunks, Processed: j.Processed,
 		Succeeded: j.Succeeded, Failed: j.Failed, Error: j.Error, CreatedAt: j.CreatedAt,
 		StartedAt: optTime(j.StartedAt), FinishedAt: optTime(j.FinishedAt), HeartbeatAt: optTime(j.HeartbeatAt),
+		ImportSpec: spec,
 	}, nil
 }
 
@@ -80,6 +91,12 @@ func (r *bulkJobRow) job() (*ingest.Job, error) {
 	}
 	if err := json.Unmarshal([]byte(r.Actor), &j.Actor); err != nil {
 		return nil, fmt.Errorf("store: bulk job %s actor: %w", r.ID, err)
+	}
+	if r.ImportSpec != nil {
+		j.Import = new(ingest.ImportSpec)
+		if err := json.Unmarshal([]byte(*r.ImportSpec), j.Import); err != nil {
+			return nil, fmt.Errorf("store: bulk job %s import spec: %w", r.ID, err)
+		}
 	}
 	return j, nil
 }
@@ -261,6 +278,7 @@ type bulkResultRow struct {
 
 	JobID    string  `bun:"job_id,pk"`
 	RowNum   int64   `bun:"row_num,pk"`
+	SheetRow int64   `bun:"sheet_row"`
 	Status   string  `bun:"status"`
 	RecordID string  `bun:"record_id"`
 	Action   string  `bun:"action"`
@@ -277,7 +295,7 @@ func (s *Store) PutBulkResults(ctx context.Context, jobID string, rs []ingest.Ro
 	}
 	rows := make([]bulkResultRow, len(rs))
 	for i, r := range rs {
-		rows[i] = bulkResultRow{JobID: jobID, RowNum: r.Row, Status: r.Status, RecordID: r.RecordID, Action: r.Action, Version: r.Version}
+		rows[i] = bulkResultRow{JobID: jobID, RowNum: r.Row, SheetRow: r.SheetRow, Status: r.Status, RecordID: r.RecordID, Action: r.Action, Version: r.Version}
 		if r.Error != nil {
 			b, err := json.Marshal(r.Error)
 			if err != nil {
@@ -297,7 +315,7 @@ func (s *Store) PutBulkResults(ctx context.Context, jobID string, rs []ingest.Ro
 	}
 	_, err := s.IDB(ctx).NewInsert().Model(&rows).
 		On("CONFLICT (job_id, row_num) DO UPDATE").
-		Set("status = EXCLUDED.status, record_id = EXCLUDED.record_id, action = EXCLUDED.action, version = EXCLUDED.version, error = EXCLUDED.error, before_fields = EXCLUDED.before_fields").
+		Set("status = EXCLUDED.status, sheet_row = EXCLUDED.sheet_row, record_id = EXCLUDED.record_id, action = EXCLUDED.action, version = EXCLUDED.version, error = EXCLUDED.error, before_fields = EXCLUDED.before_fields").
 		Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store: put bulk results: %w", err)
@@ -320,7 +338,7 @@ func (s *Store) ListBulkResults(ctx context.Context, jobID, status string, after
 	}
 	out := make([]ingest.RowResult, len(rows))
 	for i, r := range rows {
-		out[i] = ingest.RowResult{Row: r.RowNum, Status: r.Status, RecordID: r.RecordID, Action: r.Action, Version: r.Version}
+		out[i] = ingest.RowResult{Row: r.RowNum, SheetRow: r.SheetRow, Status: r.Status, RecordID: r.RecordID, Action: r.Action, Version: r.Version}
 		if r.Error != nil {
 			out[i].Error = new(ingest.ResultError)
 			if err := json.Unmarshal([]byte(*r.Error), out[i].Error); err != nil {

@@ -1,0 +1,6 @@
+-- Spreadsheet imports are bulk jobs with a file reader in front: the job
+-- keeps how to read its file (sheet, header row, column mapping), and each
+-- result the row number the spreadsheet shows.
+
+ALTER TABLE bulk_jobs ADD COLUMN import_spec TEXT;
+ALTER TABLE bulk_results ADD COLUMN sheet_row INTEGER NOT NULL DEFAULT 0;
