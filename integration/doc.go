@@ -79,19 +79,25 @@
 //	400 invalid_json, invalid_parameter, invalid_if_match
 //	401 unauthorized               (the same body whatever was wrong with the key)
 //	403 missing_scope              (the body names the scope), plan_limit_exceeded
+//	                               (for keys and webhook endpoints the body's "limit" names
+//	                               what: api_keys, webhook_endpoints)
 //	404 not_found                  (unknown route, object or id, and another workspace's id)
 //	405 method_not_allowed         (with Allow)
 //	409 version_conflict, duplicate, key_inactive
 //	413 body_too_large             (Config.MaxBodyBytes, default 1 MiB)
 //	422 validation_failed          (errors: [{field, code, message}], at most 100; errors_omitted counts the rest)
-//	429 rate_limited               (Retry-After)
+//	429 rate_limited               (Retry-After; "limit": key or workspace)
 //	500 internal                   (logged; the body says nothing of the cause)
+//	503 busy, query_timeout        (Retry-After; a filtered record list found as many running
+//	                               as the store allows, or ran past its statement timeout)
 //
 // # Middleware
 //
 // A route with a scope runs behind apikey.Authenticate, then the rate
 // limiter (ratelimit, keyed by key id, the limit picked by the plan of the
-// key's workspace), then apikey.RequireScope. The plan is read through the
+// key's workspace), then the workspace's (keyed by workspace id, at the
+// plan's WorkspaceRequestsPerMinute, so that more keys do not mean more
+// requests), then apikey.RequireScope. The plan is read through the
 // records.Plans the default pipeline's record cap reads too, cached for
 // Config.PlanCacheTTL (2 s), so a plan change applies without a restart;
 // Service.SetPlan applies it to both at once on this replica. Every

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/internal/problem"
@@ -42,6 +43,7 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		reqErr  *requestError
 		tooBig  *http.MaxBytesError
 		invalid *records.ValidationError
+		capped  *records.PlanLimitError
 	)
 	switch {
 	case errors.As(err, &reqErr):
@@ -68,9 +70,20 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, records.ErrDuplicate):
 		problem.Write(w, problem.Details{Status: http.StatusConflict, Code: "duplicate",
 			Detail: "another record already holds this external id or unique value"})
+	case errors.As(err, &capped):
+		problem.Write(w, problem.Details{Status: http.StatusForbidden, Code: "plan_limit_exceeded", Limit: capped.What,
+			Detail: "the workspace's " + capped.Plan + " plan allows " + strconv.Itoa(capped.Limit) + " " + strings.ReplaceAll(capped.What, "_", " ")})
 	case errors.Is(err, records.ErrPlanLimit):
 		problem.Write(w, problem.Details{Status: http.StatusForbidden, Code: "plan_limit_exceeded",
 			Detail: "the workspace's plan does not allow more records"})
+	case errors.Is(err, records.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Code: "busy",
+			Detail: "as many filtered lists as the server runs at once are running; retry after the time in Retry-After"})
+	case errors.Is(err, records.ErrQueryTimeout):
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Code: "query_timeout",
+			Detail: "the list ran past the server's time limit; narrow it with more filters or updated_since"})
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer, and it is no server fault.
 		w.WriteHeader(499)

@@ -61,3 +61,50 @@ func (s *Service) newLimiter() (*ratelimit.Limiter, error) {
 		},
 	})
 }
+
+// newWorkspaceLimiter builds the limit on all the keys of a workspace
+// together, at its plan's WorkspaceRequestsPerMinute, so that a workspace
+// cannot multiply its keys' rate by making keys. It answers nil when no
+// plan has such a limit. A plan without one is not limited per workspace.
+func (s *Service) newWorkspaceLimiter() (*ratelimit.Limiter, error) {
+	limits := map[string]uint64{}
+	for _, p := range s.plans.Catalog() {
+		if p.WorkspaceRequestsPerMinute > 0 {
+			limits[p.Name] = p.WorkspaceRequestsPerMinute
+		}
+	}
+	if len(limits) == 0 {
+		return nil, nil
+	}
+	var def string
+	for _, p := range s.plans.Catalog() {
+		if _, ok := limits[p.Name]; ok {
+			def = p.Name
+			break
+		}
+	}
+	return ratelimit.New(ratelimit.Config{
+		Scope:       ratelimit.ScopeWorkspace,
+		OnLimited:   s.metrics.RateLimited,
+		Limits:      limits,
+		DefaultPlan: def,
+		NewStore:    s.cfg.RateLimitStore,
+		Clock:       s.clock,
+		Logger:      s.log,
+		Key: func(r *http.Request) (string, string, bool) {
+			p, ok := apikey.PrincipalFrom(r.Context())
+			if !ok {
+				return "", "", false
+			}
+			// The key limiter, just before, read the plan; this is its cache.
+			plan, err := s.plans.Of(r.Context(), p.Workspace)
+			if err != nil && !errors.Is(err, records.ErrUnknownPlan) {
+				return p.Workspace, def, true
+			}
+			if _, ok := limits[plan.Name]; !ok {
+				return "", "", false
+			}
+			return p.Workspace, plan.Name, true
+		},
+	})
+}

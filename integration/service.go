@@ -111,11 +111,14 @@ type Service struct {
 	clock    func() time.Time
 	maxBody  int64
 	limiter  *ratelimit.Limiter
-	plans    *records.Plans
-	signer   Signer
-	webhooks *outbound.Service
-	queue    JobQueue
-	metrics  *metrics.Metrics
+	// wsLimiter limits the keys of a workspace together; nil when no plan
+	// has a workspace limit.
+	wsLimiter *ratelimit.Limiter
+	plans     *records.Plans
+	signer    Signer
+	webhooks  *outbound.Service
+	queue     JobQueue
+	metrics   *metrics.Metrics
 
 	features    []feature
 	handler     http.Handler
@@ -162,7 +165,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	keys, err := apikey.New(apikey.Config{Store: cfg.Store, Clock: s.clock, CacheTTL: cfg.KeyCacheTTL, Logger: s.log})
+	keys, err := apikey.New(apikey.Config{Store: cfg.Store, Clock: s.clock, CacheTTL: cfg.KeyCacheTTL, Logger: s.log, Plans: s.plans})
 	if err != nil {
 		return nil, fmt.Errorf("integration: %w", err)
 	}
@@ -170,6 +173,9 @@ func New(cfg Config) (*Service, error) {
 	s.limiter, err = s.newLimiter()
 	if err != nil {
 		return nil, fmt.Errorf("integration: rate limits: %w", err)
+	}
+	if s.wsLimiter, err = s.newWorkspaceLimiter(); err != nil {
+		return nil, fmt.Errorf("integration: workspace rate limits: %w", err)
 	}
 
 	if s.webhooks, err = s.newWebhooks(); err != nil {
@@ -281,7 +287,11 @@ func (s *Service) Stop(ctx context.Context) error {
 		err = jobs.Stop(ctx)
 	}
 	s.keys.Flush()
-	return errors.Join(err, s.limiter.Close(ctx))
+	err = errors.Join(err, s.limiter.Close(ctx))
+	if s.wsLimiter != nil {
+		err = errors.Join(err, s.wsLimiter.Close(ctx))
+	}
+	return err
 }
 
 // JobClient answers the running River client, or nil before Start (and
@@ -399,11 +409,15 @@ func cleanURL(r *http.Request) error {
 	return nil
 }
 
-// guard puts h behind Authenticate, the rate limit and RequireScope(scope).
+// guard puts h behind Authenticate, the key's rate limit, the workspace's
+// and RequireScope(scope).
 // The rate limit comes before the scope check so that a key hammering a
 // route it may not use is limited like any other.
 func (s *Service) guard(scope apikey.Scope, h http.Handler) http.Handler {
 	h = apikey.RequireScope(scope)(h)
+	if s.wsLimiter != nil {
+		h = s.wsLimiter.Middleware(h)
+	}
 	h = s.limiter.Middleware(h)
 	h = noteKey(h)
 	return apikey.Authenticate(s.keys)(h)

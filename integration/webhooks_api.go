@@ -35,6 +35,9 @@ func (s *Service) newWebhooks() (*outbound.Service, error) {
 	cfg := s.cfg.Webhooks
 	cfg.Store, cfg.Logger, cfg.Clock, cfg.Signer = s.store, s.log, s.clock, s.signer
 	cfg.AllowPrivate = cfg.AllowPrivate || s.cfg.AllowPrivateWebhooks
+	if cfg.Plans == nil {
+		cfg.Plans = s.plans
+	}
 	if m := s.metrics; m != nil && cfg.Observe == nil {
 		cfg.Observe = func(status string, sinceEvent time.Duration) {
 			outcome := status

@@ -21,9 +21,10 @@ func (s *Store) PublishTx(ctx context.Context, tx *sql.Tx, events ...*records.Ev
 	return s.insertEvents(ctx, tx, tx, events)
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers, on a connection of its own (see
+// ExpensiveReads), so a busy pool does not make it late.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.sqldb.PingContext(ctx); err != nil {
+	if err := s.heavy.ping(ctx, s.dialect); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
 	return nil

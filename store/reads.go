@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,12 @@ import (
 // A list inside a transaction (ctx carries one) reads in it, as every read
 // does, without these bounds: its caller is the process itself.
 //
+// Ping, which health and readiness probes call, has a connection of its
+// own for the same reason: a pool busy with a flood of work answers a probe
+// late, and an orchestrator that reads that as a dead process restarts
+// the one process doing the work. On SQLite it reads the database file,
+// not only the connection.
+//
 // On Postgres a filter is a JSON containment (fields @> '{"stage":"Won"}')
 // that the GIN index of migration 0010 serves; the separate pool and the
 // bound stay, for filters that match much of a large object.
@@ -58,14 +65,15 @@ type ExpensiveReads struct {
 	Timeout time.Duration
 }
 
-// DefaultExpensiveReads answers the defaults for a dialect: 2 at a time on
-// SQLite (whose one file is read by every connection of the process; two
-// keep a core for everything else on a small machine) and 4 on Postgres,
-// half a second's wait, and a 5 s timeout.
+// DefaultExpensiveReads answers the defaults for a dialect: on SQLite, one
+// at a time for every two cores (GOMAXPROCS), at least one, since a scan
+// runs in this process and takes a core for its whole length (about 1.5 s
+// for 100,000 records on a busy 2-core machine); on Postgres 4. Half a
+// second's wait, and a 5 s timeout.
 func DefaultExpensiveReads(dialect string) ExpensiveReads {
 	n := 4
 	if dialect == DialectSQLite {
-		n = 2
+		n = max(runtime.GOMAXPROCS(0)/2, 1)
 	}
 	return ExpensiveReads{Concurrent: n, Wait: 500 * time.Millisecond, Timeout: 5 * time.Second}
 }
@@ -76,9 +84,11 @@ func WithExpensiveReads(r ExpensiveReads) Option {
 	return func(c *config) { c.expensive = r }
 }
 
-// heavyReads is the pool and the turns of expensive reads.
+// heavyReads is the pool and the turns of expensive reads, and the
+// connection of Ping.
 type heavyReads struct {
 	db    *sql.DB
+	probe *sql.DB
 	turns chan struct{}
 	cfg   ExpensiveReads
 }
@@ -95,34 +105,46 @@ func (s *Store) openHeavy(dsn string) error {
 	if r := s.cfg.expensive; r.Timeout > 0 {
 		cfg.Timeout = r.Timeout
 	}
-	var db *sql.DB
-	if s.dialect == DialectPostgres {
-		pc, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			return fmt.Errorf("store: open postgres: %w", err)
+	open := func(n int, timeout time.Duration) (*sql.DB, error) {
+		var db *sql.DB
+		if s.dialect == DialectPostgres {
+			pc, err := pgx.ParseConfig(dsn)
+			if err != nil {
+				return nil, fmt.Errorf("store: open postgres: %w", err)
+			}
+			// 0 would be no timeout at all.
+			pc.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(timeout.Milliseconds(), 1), 10)
+			db = stdlib.OpenDB(*pc, stdlib.OptionAfterConnect(textArrayParams))
+		} else {
+			uri, err := sqliteURI(dsn, s.cfg.sqliteBusyWait)
+			if err != nil {
+				return nil, err
+			}
+			path, rawQuery, _ := strings.Cut(uri, "?")
+			q, err := url.ParseQuery(rawQuery)
+			if err != nil {
+				return nil, fmt.Errorf("store: sqlite dsn query: %w", err)
+			}
+			q.Add("_pragma", "query_only(1)")
+			if db, err = sql.Open(sqliteshim.ShimName, path+"?"+q.Encode()); err != nil {
+				return nil, fmt.Errorf("store: open sqlite: %w", err)
+			}
 		}
-		// 0 would be no timeout at all.
-		pc.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(cfg.Timeout.Milliseconds(), 1), 10)
-		db = stdlib.OpenDB(*pc, stdlib.OptionAfterConnect(textArrayParams))
-	} else {
-		uri, err := sqliteURI(dsn, s.cfg.sqliteBusyWait)
-		if err != nil {
-			return err
-		}
-		path, rawQuery, _ := strings.Cut(uri, "?")
-		q, err := url.ParseQuery(rawQuery)
-		if err != nil {
-			return fmt.Errorf("store: sqlite dsn query: %w", err)
-		}
-		q.Add("_pragma", "query_only(1)")
-		if db, err = sql.Open(sqliteshim.ShimName, path+"?"+q.Encode()); err != nil {
-			return fmt.Errorf("store: open sqlite: %w", err)
-		}
+		db.SetMaxOpenConns(n)
+		db.SetMaxIdleConns(n)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		return db, nil
 	}
-	db.SetMaxOpenConns(cfg.Concurrent)
-	db.SetMaxIdleConns(cfg.Concurrent)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	s.heavy = &heavyReads{db: db, turns: make(chan struct{}, cfg.Concurrent), cfg: cfg}
+	db, err := open(cfg.Concurrent, cfg.Timeout)
+	if err != nil {
+		return err
+	}
+	probe, err := open(1, 5*time.Second)
+	if err != nil {
+		_ = db.Close()
+		return err
+	}
+	s.heavy = &heavyReads{db: db, probe: probe, turns: make(chan struct{}, cfg.Concurrent), cfg: cfg}
 	return nil
 }
 
@@ -130,7 +152,18 @@ func (h *heavyReads) close() error {
 	if h == nil {
 		return nil
 	}
-	return h.db.Close()
+	return errors.Join(h.db.Close(), h.probe.Close())
+}
+
+// ping asks the database on the probe's connection: on SQLite for the
+// schema version, which reads the database file.
+func (h *heavyReads) ping(ctx context.Context, dialect string) error {
+	q := "SELECT 1"
+	if dialect == DialectSQLite {
+		q = "PRAGMA schema_version"
+	}
+	var n int
+	return h.probe.QueryRowContext(ctx, q).Scan(&n)
 }
 
 // query runs q on the pool of expensive reads once it has a turn, under the

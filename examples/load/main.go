@@ -58,6 +58,7 @@ var scenarios = map[string]scenario{
 	"webhooks":      webhooksScenario,
 	"webhooks-push": webhooksPushScenario,
 	"inbound":       inboundScenario,
+	"noisy":         noisyScenario,
 }
 
 // options are the command's settings.
@@ -138,6 +139,7 @@ type target struct {
 	client *http.Client
 	// set for an in-process server
 	svc   *integration.Service
+	st    *store.Store
 	close func()
 }
 
@@ -217,7 +219,7 @@ func newTarget(ctx context.Context, o options) (*target, error) {
 	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return &target{
-		url: "http://" + ln.Addr().String(), admin: admin, db: st.Dialect(), client: client, svc: svc,
+		url: "http://" + ln.Addr().String(), admin: admin, db: st.Dialect(), client: client, svc: svc, st: st,
 		close: func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

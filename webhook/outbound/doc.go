@@ -112,9 +112,14 @@
 //	err = client.Start(ctx)
 //
 // RiverConfig leaves JobTimeout and RescueStuckJobsAfter to the host.
-// Delivery jobs run on their own queue (DefaultQueue, RiverMaxWorkers
-// workers per process), and fan-out makes inline attempts only to endpoints
-// answering within a second, so slow receivers do not hold up fan-out.
+// Delivery jobs run on queues of their own: DeliveryShards of them
+// (DefaultQueue, then DefaultQueue_1 to _7), a workspace's on the one a hash
+// of its id picks, RiverMaxWorkers workers per process shared evenly among
+// them, so one workspace's backlog waits in its own queue while the others'
+// deliveries go on. Fan-out makes inline attempts only to endpoints
+// answering within a second, so slow receivers do not hold up fan-out, and
+// at most 16 per event, so an event to a workspace's 2,000 endpoints is one
+// write of 2,000 deliveries and their jobs, not 2,000 attempts at once.
 // Several processes on one Postgres share the work: each job is locked by
 // one of them, so each delivery is made once, not once per process.
 //

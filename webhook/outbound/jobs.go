@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,9 +57,25 @@ const (
 	// seconds is a job made available for a later time, which only a poll
 	// finds; this bounds how late it starts.
 	RiverDeliveryPollInterval = 100 * time.Millisecond
-	// RiverMaxWorkers is the concurrency of the delivery queue in one
-	// process: attempts mostly wait on the network.
+	// RiverMaxWorkers is the concurrency of deliveries in one process
+	// (attempts mostly wait on the network), split evenly over the
+	// DeliveryShards delivery queues.
 	RiverMaxWorkers = 100
+	// DeliveryShards is how many River queues deliveries are spread over,
+	// by a hash of their workspace: Config.Queue ("webhooks") and Queue_1
+	// to Queue_7. Each has its own workers, so the backlog of one workspace
+	// (2,000 endpoints, say) fills its own queue, and the deliveries of
+	// workspaces on the other queues run beside it rather than behind it.
+	// Two workspaces share a queue one time in DeliveryShards. All of a
+	// workspace's deliveries, retries included, go through its one queue,
+	// in the order River hands jobs out, as they did through one queue.
+	DeliveryShards = 8
+	// inlineMaxPerFanout is how many first attempts one fan-out makes
+	// itself; the deliveries of an event to more endpoints than that are
+	// stored with their jobs in one write and go through the workspace's
+	// delivery queue, so one event to 2,000 endpoints is not 2,000
+	// attempts, and as many writes to the log, at once.
+	inlineMaxPerFanout = 16
 	// RiverFanoutWorkers is the least concurrency RiverConfig gives the
 	// default queue, where fan-out jobs run. A fan-out spends most of its
 	// time waiting (on the database, and on the first attempt it makes), so
@@ -102,10 +120,28 @@ func (s *Service) RiverConfig(cfg *river.Config) {
 		q.MaxWorkers = RiverFanoutWorkers
 		cfg.Queues[river.QueueDefault] = q
 	}
-	if _, ok := cfg.Queues[s.queue]; !ok {
-		cfg.Queues[s.queue] = river.QueueConfig{MaxWorkers: RiverMaxWorkers,
-			FetchCooldown: cfg.FetchCooldown, FetchPollInterval: max(min(RiverDeliveryPollInterval, cfg.FetchPollInterval), cfg.FetchCooldown)}
+	for i := range DeliveryShards {
+		if _, ok := cfg.Queues[s.shard(i)]; !ok {
+			cfg.Queues[s.shard(i)] = river.QueueConfig{MaxWorkers: (RiverMaxWorkers + DeliveryShards - 1) / DeliveryShards,
+				FetchCooldown: cfg.FetchCooldown, FetchPollInterval: max(min(RiverDeliveryPollInterval, cfg.FetchPollInterval), cfg.FetchCooldown)}
+		}
 	}
+}
+
+// shard names the i-th delivery queue: the configured queue itself for
+// the first, so that jobs queued before there were shards still run.
+func (s *Service) shard(i int) string {
+	if i == 0 {
+		return s.queue
+	}
+	return s.queue + "_" + strconv.Itoa(i)
+}
+
+// queueOf answers the delivery queue of a workspace.
+func (s *Service) queueOf(workspace string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(workspace))
+	return s.shard(int(h.Sum32() % DeliveryShards))
 }
 
 // Register adds the fan-out, delivery and prune workers to workers.
@@ -138,8 +174,8 @@ func (s *Service) PeriodicJobs() []*river.PeriodicJob {
 	}
 }
 
-func (s *Service) deliverOpts() *river.InsertOpts {
-	return &river.InsertOpts{Queue: s.queue, MaxAttempts: len(s.schedule) + 1}
+func (s *Service) deliverOpts(workspace string) *river.InsertOpts {
+	return &river.InsertOpts{Queue: s.queueOf(workspace), MaxAttempts: len(s.schedule) + 1}
 }
 
 // enqueue answers an EnqueueFunc that inserts one delivery job per delivery
@@ -147,9 +183,8 @@ func (s *Service) deliverOpts() *river.InsertOpts {
 func (s *Service) enqueue(client *river.Client[*sql.Tx], trigger string) EnqueueFunc {
 	return func(ctx context.Context, tx *sql.Tx, ds []*Delivery) error {
 		params := make([]river.InsertManyParams, len(ds))
-		opts := s.deliverOpts()
 		for i, d := range ds {
-			params[i] = river.InsertManyParams{Args: DeliverArgs{DeliveryID: d.ID, Trigger: trigger}, InsertOpts: opts}
+			params[i] = river.InsertManyParams{Args: DeliverArgs{DeliveryID: d.ID, Trigger: trigger}, InsertOpts: s.deliverOpts(d.Workspace)}
 		}
 		// The fast variant skips returning the rows, which nothing here reads.
 		_, err := client.InsertManyFastTx(ctx, tx, params)
@@ -205,7 +240,7 @@ func (s *Service) fanout(ctx context.Context, workspace, eventID string) error {
 		d := &Delivery{ID: records.NewID("dlv"), Workspace: ev.Workspace, EndpointID: e.ID,
 			EventID: ev.ID, EventType: ev.Type, Status: StatusPending, CreatedAt: now, NextAttemptAt: &now}
 		endpoints[e.ID] = e
-		if s.inlineOK(e) {
+		if len(inline) < inlineMaxPerFanout && s.inlineOK(e) {
 			inline = append(inline, d)
 		} else {
 			queued = append(queued, d)
@@ -360,7 +395,7 @@ func (s *Service) finish(ctx context.Context, d *Delivery, e *Endpoint, ev *reco
 		next := a.At.Add(retry)
 		rec.NextAttemptAt = &next
 		if inline != nil {
-			opts := s.deliverOpts()
+			opts := s.deliverOpts(d.Workspace)
 			opts.MaxAttempts = maxAttempts - attempt
 			notBefore := time.Now().Add(retry)
 			args := DeliverArgs{DeliveryID: d.ID, Trigger: TriggerScheduled, Prior: attempt, NotBefore: &notBefore}
@@ -452,7 +487,11 @@ func (w *orphanWorker) Work(ctx context.Context, _ *river.Job[OrphanArgs]) error
 				return err
 			}
 			args.Trigger = TriggerScheduled
-			params = river.InsertManyParams{Args: args, InsertOpts: s.deliverOpts()}
+			// The orphan's own queue: its workspace's, or the one it was
+			// queued on before there were shards.
+			opts := s.deliverOpts("")
+			opts.Queue = job.Queue
+			params = river.InsertManyParams{Args: args, InsertOpts: opts}
 		default:
 			var args records.FanoutArgs
 			if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {

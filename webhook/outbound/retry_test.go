@@ -27,7 +27,7 @@ func TestDefaultSchedule(t *testing.T) {
 
 	s := newTestService(t, Config{Jitter: -1})
 	require.Equal(t, want, s.schedule, "no Config.Schedule means the default one")
-	require.Equal(t, len(want)+1, s.deliverOpts().MaxAttempts, "a first attempt and one retry after each wait")
+	require.Equal(t, len(want)+1, s.deliverOpts("ws").MaxAttempts, "a first attempt and one retry after each wait")
 	for i, w := range want {
 		require.Equal(t, w, s.retryDelay(i+1, 0), "wait after attempt %d", i+1)
 	}
@@ -37,7 +37,7 @@ func TestDefaultSchedule(t *testing.T) {
 	custom := []time.Duration{time.Second, time.Minute}
 	s = newTestService(t, Config{Jitter: -1, Schedule: custom})
 	require.Equal(t, custom, s.schedule)
-	require.Equal(t, 3, s.deliverOpts().MaxAttempts)
+	require.Equal(t, 3, s.deliverOpts("ws").MaxAttempts)
 	_, err := New(Config{Store: nopStore{}, Schedule: []time.Duration{time.Second, 0}})
 	require.Error(t, err, "every wait must be positive")
 }
