@@ -115,7 +115,7 @@ func TestImportBenchmark(t *testing.T) {
 	readRSS := hwmRSS()
 	require.Equal(t, n+1, read)
 
-	e := newEnv(t, dsn, Config{Objects: []records.Object{importBenchObject()}})
+	e := newEnv(t, dsn, Config{Objects: append(records.DefaultObjects(), importBenchObject())})
 	require.NoError(t, e.svc.Start(context.Background()))
 	bulk := e.key(t, e.ws, apikey.ScopeBulk)
 	file, err := os.ReadFile(path)
