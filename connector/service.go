@@ -317,6 +317,8 @@ type Preview struct {
 	// More says the source has pages after this one.
 	More   bool   `json:"more"`
 	Counts Counts `json:"counts"`
+	// Error is why a run would stop at this page (the plan's record cap).
+	Error *RunError `json:"error,omitempty"`
 }
 
 // PreviewRecord is one upstream record and what a run would do with it.
@@ -363,10 +365,7 @@ func (s *Service) Preview(ctx context.Context, workspace, id string) (*Preview, 
 	if err != nil {
 		return nil, err
 	}
-	out := &Preview{Records: []PreviewRecord{}, More: page.More, Counts: res.counts}
-	if res.stop != nil {
-		return nil, res.stop
-	}
+	out := &Preview{Records: []PreviewRecord{}, More: page.More, Counts: res.counts, Error: res.stop}
 	for i, d := range res.docs {
 		pr := PreviewRecord{Index: d.index, Raw: page.Records[i], Targets: []PreviewTarget{}}
 		switch {
@@ -376,6 +375,8 @@ func (s *Service) Preview(ctx context.Context, workspace, id string) (*Preview, 
 			pr.Status, pr.Error = "failed", d.failure
 		case d.unchanged:
 			pr.Status = "unchanged"
+		case res.stop != nil:
+			pr.Status, pr.Error = "failed", &Failure{Code: res.stop.Code, Message: res.stop.Message}
 		default:
 			pr.Status = "written"
 		}

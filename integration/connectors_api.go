@@ -286,6 +286,7 @@ func connectorSchemas() map[string]any {
 		"ConnectorPreview": obj("What the first page would become; nothing was written.", []string{"records", "more"}, map[string]any{
 			"more":   map[string]any{"type": "boolean"},
 			"counts": obj("", nil, counts),
+			"error":  runError,
 			"records": map[string]any{"type": "array", "items": obj("", []string{"index", "status", "targets"}, map[string]any{
 				"index":  integer(""),
 				"raw":    obj("The upstream record as fetched.", nil, nil, "additionalProperties", true),

@@ -108,12 +108,11 @@ func (a *sampleAPI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	var all []sampleRecord
-	since := q.Get("updated_since")
-	for _, rec := range a.ordered() {
-		if since == "" || rec.UpdatedAt >= since {
-			all = append(all, rec)
-		}
+	all := a.ordered()
+	if since := q.Get("updated_since"); since != "" {
+		// The first record at or after since; all is ordered by updated_at.
+		i, _ := slices.BinarySearchFunc(all, since, func(r sampleRecord, t string) int { return strings.Compare(r.UpdatedAt, t) })
+		all = all[i:]
 	}
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	if limit <= 0 {
@@ -225,7 +224,7 @@ func (e *env) waitRun(t *testing.T, runID string) map[string]any {
 		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 		run = r.json(t)
 		return run["status"] == "succeeded" || run["status"] == "failed"
-	}, 60*time.Second, 10*time.Millisecond, "run %s did not finish", runID)
+	}, 10*time.Minute, 10*time.Millisecond, "run %s did not finish", runID)
 	return run
 }
 

@@ -586,23 +586,26 @@ func (s *Store) ownedQuery(ctx context.Context, workspace, connectorID string, d
 // these keys.
 func (s *Store) ConnectorRecords(ctx context.Context, workspace, connectorID string, keys []connector.RecordKey) (map[connector.RecordKey]connector.Owned, error) {
 	out := make(map[connector.RecordKey]connector.Owned, len(keys))
-	want := make(map[connector.RecordKey]bool, len(keys))
-	exts := make([]string, 0, len(keys))
+	// By object, so that each lookup is a range of the primary key.
+	byObject := map[string][]string{}
+	seen := make(map[connector.RecordKey]bool, len(keys))
 	for _, k := range keys {
-		if !want[k] {
-			want[k] = true
-			exts = append(exts, k.ExternalID)
+		if !seen[k] {
+			seen[k] = true
+			byObject[k.Object] = append(byObject[k.Object], k.ExternalID)
 		}
 	}
-	for start := 0; start < len(exts); start += recordChunk {
-		var rows []ownedRow
-		part := exts[start:min(start+recordChunk, len(exts))]
-		if err := s.ownedQuery(ctx, workspace, connectorID, &rows).Where("cr.external_id IN (?)", bun.List(part)).Scan(ctx, &rows); err != nil {
-			return nil, fmt.Errorf("store: connector records: %w", err)
-		}
-		for i := range rows {
-			o := rows[i].owned()
-			if want[o.RecordKey] {
+	for obj, exts := range byObject {
+		for start := 0; start < len(exts); start += recordChunk {
+			var rows []ownedRow
+			part := exts[start:min(start+recordChunk, len(exts))]
+			err := s.ownedQuery(ctx, workspace, connectorID, &rows).
+				Where("cr.object = ? AND cr.external_id IN (?)", obj, bun.List(part)).Scan(ctx, &rows)
+			if err != nil {
+				return nil, fmt.Errorf("store: connector records: %w", err)
+			}
+			for i := range rows {
+				o := rows[i].owned()
 				out[o.RecordKey] = o
 			}
 		}
