@@ -12,7 +12,7 @@ import (
 
 func TestGetScenario(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"-scenario", "get", "-duration", "500ms", "-concurrency", "2"}, &out, io.Discard))
+	require.NoError(t, run(context.Background(), []string{"-scenario", "get", "-duration", "3s", "-concurrency", "2"}, &out, io.Discard))
 	var res map[string]any
 	require.NoError(t, json.Unmarshal(out.Bytes(), &res))
 	for _, k := range []string{"requests", "rps", "p50_ms", "p99_ms", "errors", "db"} {
