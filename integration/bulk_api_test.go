@@ -361,7 +361,8 @@ func TestBulkOnePipeline(t *testing.T) {
 		if strings.HasPrefix(dsn, "postgres") {
 			capDSN = testdb.PostgresDSN(t)
 		}
-		capSvc := newEnv(t, capDSN, Config{Plans: []records.Plan{{Name: "capped", MaxRecords: 40, RequestsPerMinute: 6000}}})
+		capSvc := newEnv(t, capDSN, Config{Plans: []records.Plan{{Name: "capped", MaxRecords: 40, RequestsPerMinute: 6000},
+			{Name: "enterprise", RequestsPerMinute: 6000}}})
 		require.NoError(t, capSvc.svc.Start(context.Background()))
 		ws, admin := capSvc.workspace(t, "capped")
 		bk := capSvc.key(t, ws, apikey.ScopeBulk)
