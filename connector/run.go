@@ -152,6 +152,12 @@ func (s *Service) pages(ctx context.Context, c *Connector, run *Run, token strin
 		run.Pages = pageNo
 		run.Counts.add(res.counts)
 		run.Failures = appendFailures(run.Failures, res.failures)
+		// A page the pipeline wrote nothing of (all unchanged or skipped)
+		// has no hashes to store; its counts go with the next page that
+		// has, or with the run's end.
+		if len(res.owned) == 0 && len(res.failures) == 0 {
+			continue
+		}
 		if err := s.st.RecordConnectorPage(ctx, run, res.owned); err != nil {
 			return err
 		}
