@@ -38,6 +38,11 @@ func (s *Service) newWebhooks() (*outbound.Service, error) {
 	if cfg.Plans == nil {
 		cfg.Plans = s.plans
 	}
+	// SQLite's one writer and small pool cannot serve a producer per
+	// delivery shard; see outbound.Config.DeliveryShards.
+	if d, ok := s.store.(interface{ Dialect() string }); ok && d.Dialect() == "sqlite" && cfg.DeliveryShards == 0 {
+		cfg.DeliveryShards = 1
+	}
 	if m := s.metrics; m != nil && cfg.Observe == nil {
 		cfg.Observe = func(status string, sinceEvent time.Duration) {
 			outcome := status

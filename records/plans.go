@@ -90,12 +90,17 @@ const (
 // ErrPlanLimit that create answers into a *PlanLimitError naming what, the
 // plan and the cap. create is expected to count and insert in one
 // transaction, so concurrent creates cannot pass the cap. On a nil Plans,
+// or for a workspace on a plan missing from the catalogue (which may not
+// create records, but whose keys and endpoints an admin still manages),
 // create runs with no cap.
 func (p *Plans) Within(ctx context.Context, workspace, what string, create func(ctx context.Context, max int) error) error {
 	if p == nil {
 		return create(ctx, 0)
 	}
 	pl, err := p.Of(ctx, workspace)
+	if errors.Is(err, ErrUnknownPlan) {
+		return create(ctx, 0)
+	}
 	if err != nil {
 		return err
 	}

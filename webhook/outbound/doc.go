@@ -112,9 +112,9 @@
 //	err = client.Start(ctx)
 //
 // RiverConfig leaves JobTimeout and RescueStuckJobsAfter to the host.
-// Delivery jobs run on queues of their own: DeliveryShards of them
-// (DefaultQueue, then DefaultQueue_1 to _7), a workspace's on the one a hash
-// of its id picks, RiverMaxWorkers workers per process shared evenly among
+// Delivery jobs run on queues of their own: Config.DeliveryShards of them
+// (DefaultQueue, then DefaultQueue_1 to _7 by default; one on SQLite, see
+// the field), a workspace's on the one a hash of its id picks, RiverMaxWorkers workers per process shared evenly among
 // them, so one workspace's backlog waits in its own queue while the others'
 // deliveries go on. Fan-out makes inline attempts only to endpoints
 // answering within a second, so slow receivers do not hold up fan-out, and
@@ -158,8 +158,9 @@
 // is polled every second (Config.PollInterval), so a lost notification (a
 // listener reconnecting, a host committing PublishTx's transaction itself,
 // which the store does not see) delays fan-out by up to that, and loses
-// nothing. The delivery queue is polled every 100 ms: a retry due in a few
-// seconds is a job made available for a later time, which only a poll
-// finds. Idle, that is about eleven fetches a second, against a hundred and
-// ten when the default queue was polled every 10 ms.
+// nothing. The delivery queues are polled ten times a second together
+// (each of eight every 800 ms): a retry due in a few seconds is a job made available
+// for a later time, which only a poll finds. Idle, that is about eleven
+// fetches a second, against a hundred and ten when the default queue was
+// polled every 10 ms.
 package outbound

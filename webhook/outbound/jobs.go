@@ -59,17 +59,18 @@ const (
 	RiverDeliveryPollInterval = 100 * time.Millisecond
 	// RiverMaxWorkers is the concurrency of deliveries in one process
 	// (attempts mostly wait on the network), split evenly over the
-	// DeliveryShards delivery queues.
+	// delivery queues (see DefaultDeliveryShards).
 	RiverMaxWorkers = 100
-	// DeliveryShards is how many River queues deliveries are spread over,
-	// by a hash of their workspace: Config.Queue ("webhooks") and Queue_1
-	// to Queue_7. Each has its own workers, so the backlog of one workspace
-	// (2,000 endpoints, say) fills its own queue, and the deliveries of
-	// workspaces on the other queues run beside it rather than behind it.
-	// Two workspaces share a queue one time in DeliveryShards. All of a
-	// workspace's deliveries, retries included, go through its one queue,
-	// in the order River hands jobs out, as they did through one queue.
-	DeliveryShards = 8
+	// DefaultDeliveryShards is how many River queues deliveries are spread
+	// over unless Config.DeliveryShards says otherwise, by a hash of their
+	// workspace: Config.Queue ("webhooks") and Queue_1 to Queue_7. Each has
+	// its own workers, so the backlog of one workspace (2,000 endpoints,
+	// say) fills its own queue, and the deliveries of workspaces on the
+	// other queues run beside it rather than behind it. Two workspaces share
+	// a queue one time in eight. All of a workspace's deliveries, retries
+	// included, go through its one queue, in the order River hands jobs
+	// out, as they did through one queue.
+	DefaultDeliveryShards = 8
 	// inlineMaxPerFanout is how many first attempts one fan-out makes
 	// itself; the deliveries of an event to more endpoints than that are
 	// stored with their jobs in one write and go through the workspace's
@@ -120,10 +121,14 @@ func (s *Service) RiverConfig(cfg *river.Config) {
 		q.MaxWorkers = RiverFanoutWorkers
 		cfg.Queues[river.QueueDefault] = q
 	}
-	for i := range DeliveryShards {
+	// Each shard polls as many times less often as there are shards, so
+	// together they poll as often as one delivery queue did. A retry then
+	// starts up to 800 ms late with eight (the first waits 5 s).
+	poll := max(min(RiverDeliveryPollInterval, cfg.FetchPollInterval)*time.Duration(s.shards), cfg.FetchCooldown)
+	for i := range s.shards {
 		if _, ok := cfg.Queues[s.shard(i)]; !ok {
-			cfg.Queues[s.shard(i)] = river.QueueConfig{MaxWorkers: (RiverMaxWorkers + DeliveryShards - 1) / DeliveryShards,
-				FetchCooldown: cfg.FetchCooldown, FetchPollInterval: max(min(RiverDeliveryPollInterval, cfg.FetchPollInterval), cfg.FetchCooldown)}
+			cfg.Queues[s.shard(i)] = river.QueueConfig{MaxWorkers: (RiverMaxWorkers + s.shards - 1) / s.shards,
+				FetchCooldown: cfg.FetchCooldown, FetchPollInterval: poll}
 		}
 	}
 }
@@ -141,7 +146,7 @@ func (s *Service) shard(i int) string {
 func (s *Service) queueOf(workspace string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(workspace))
-	return s.shard(int(h.Sum32() % DeliveryShards))
+	return s.shard(int(h.Sum32() % uint32(s.shards)))
 }
 
 // Register adds the fan-out, delivery and prune workers to workers.

@@ -97,6 +97,13 @@ type Config struct {
 	// retried, StatusFailed for the last) and, on success, the time since
 	// its event was written. It must not block; metrics use it.
 	Observe func(status string, sinceEvent time.Duration)
+	// DeliveryShards is how many queues deliveries are spread over by
+	// workspace (see DefaultDeliveryShards, the default). On SQLite use 1:
+	// every queue's producer takes a pooled connection and the one write
+	// lock to fetch, and eight more queues starved a long transaction of
+	// another job of both; the cap on inline first attempts per fan-out
+	// still keeps one workspace's many endpoints from crowding out others'.
+	DeliveryShards int
 	// Plans, when set, caps each workspace's endpoints at its plan's
 	// MaxWebhookEndpoints: Create beyond it answers a
 	// *records.PlanLimitError (which wraps records.ErrPlanLimit).
@@ -132,6 +139,7 @@ type Service struct {
 	observe      func(string, time.Duration)
 	http         *http.Client
 	plans        *records.Plans
+	shards       int
 	// random answers a number in [0, 1) that scales each retry's jitter;
 	// rand.Float64, but tests put a source of their own here.
 	random func() float64
@@ -172,6 +180,10 @@ func New(cfg Config) (*Service, error) {
 		pollEvery:    cfg.PollInterval,
 		random:       rand.Float64,
 		plans:        cfg.Plans,
+		shards:       cfg.DeliveryShards,
+	}
+	if s.shards <= 0 {
+		s.shards = DefaultDeliveryShards
 	}
 	if s.log == nil {
 		s.log = slog.Default()
