@@ -237,7 +237,8 @@ func newAPIEnv(tb testing.TB) *apiEnv {
 	_, e.admin, err = e.svc.Keys().Create(ctx, w.ID, "Acme admin", []apikey.Scope{apikey.ScopeAdmin}, nil)
 	require.NoError(tb, err)
 
-	con, err := console.New(console.Config{Keys: e.svc.Keys(), Webhooks: e.svc.Webhooks(), Audit: st, Logger: log})
+	con, err := console.New(console.Config{Keys: e.svc.Keys(), Webhooks: e.svc.Webhooks(), Audit: st, Logger: log,
+		Inbound: e.svc.Inbound(), Connectors: e.svc.Connectors(), Imports: e.svc.Importer()})
 	require.NoError(tb, err)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", e.svc.Handler())

@@ -132,6 +132,15 @@ type Config struct {
 	Webhooks Webhooks
 	// Audit drives the audit log page.
 	Audit AuditLog
+	// Inbound drives the Inbound pages: sources with their mapping editor
+	// and preview, and the inbound log with retries.
+	Inbound Inbound
+	// Connectors drives the Connectors pages: preview, run now and the run
+	// log.
+	Connectors Connectors
+	// Imports drives the Imports pages: upload, column mapping, preview,
+	// progress and results.
+	Imports Imports
 
 	// Authenticator, when set, replaces sign-in with an API key: the host
 	// decides who is signed in, and the console has no sign-in or sign-out
@@ -173,6 +182,9 @@ type handler struct {
 	keys     Keys
 	webhooks Webhooks
 	audit    AuditLog
+	inbound  Inbound
+	conns    Connectors
+	imports  Imports
 	auth     Authenticator
 	sessions SessionStore
 	log      *slog.Logger
@@ -199,6 +211,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	h := &handler{
 		cfg: cfg, keys: cfg.Keys, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Authenticator,
+		inbound: cfg.Inbound, conns: cfg.Connectors, imports: cfg.Imports,
 		sessions: cfg.Sessions, log: cfg.Logger, clock: cfg.Clock, base: base,
 		idle: cfg.IdleTimeout, maxAge: cfg.MaxAge,
 	}
@@ -254,6 +267,15 @@ func (h *handler) features() []feature {
 	if h.webhooks != nil {
 		f = append(f, feature{name: "Webhooks", path: "/webhooks"})
 	}
+	if h.inbound != nil {
+		f = append(f, feature{name: "Inbound", path: "/inbound"})
+	}
+	if h.conns != nil {
+		f = append(f, feature{name: "Connectors", path: "/connectors"})
+	}
+	if h.imports != nil {
+		f = append(f, feature{name: "Imports", path: "/imports"})
+	}
 	if h.audit != nil {
 		f = append(f, feature{name: "Audit log", path: "/audit"})
 	}
@@ -275,6 +297,15 @@ func (h *handler) routes() {
 	h.keyRoutes(m)
 	if h.webhooks != nil {
 		h.webhookRoutes(m)
+	}
+	if h.inbound != nil {
+		h.inboundRoutes(m)
+	}
+	if h.conns != nil {
+		h.connectorRoutes(m)
+	}
+	if h.imports != nil {
+		h.importRoutes(m)
 	}
 	if h.audit != nil {
 		m.HandleFunc("GET /audit", h.signedIn(h.auditPage))

@@ -25,6 +25,7 @@ type bulkAPI struct {
 // the sweep that resumes jobs whose process died.
 func (s *Service) bulkFeature() feature {
 	a := s.newBulkAPI(ingest.BulkConfig{})
+	s.bulk = a.bulk
 	f := feature{name: "bulk", routes: a.routes(), schemas: bulkSchemas()}
 	if a.bulk != nil {
 		f.jobs = func(w *river.Workers) ([]*river.PeriodicJob, error) {

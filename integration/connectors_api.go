@@ -38,6 +38,7 @@ func (s *Service) connectorsFeature() feature {
 		// Every required member is set above; this cannot fail.
 		panic(err)
 	}
+	s.connectors = svc
 	a := &connectorsAPI{s: s, svc: svc}
 	return feature{
 		name:    "connectors",

@@ -32,6 +32,9 @@ func (s *Service) importsFeature() feature {
 	if a.err == nil {
 		a.im, a.err = ingest.NewImporter(cfg)
 	}
+	if a.err == nil {
+		s.importer = a.im
+	}
 	return feature{name: "imports", routes: a.routes(), schemas: importSchemas()}
 }
 

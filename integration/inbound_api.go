@@ -41,7 +41,7 @@ func (s *Service) inboundFeature() feature {
 		// Every required member is set above; this cannot fail.
 		panic(err)
 	}
-	a.in = in
+	a.in, s.inbound = in, in
 	return feature{
 		name:    "inbound",
 		routes:  a.routes(),

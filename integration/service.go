@@ -120,6 +120,12 @@ type Service struct {
 	queue     JobQueue
 	metrics   *metrics.Metrics
 
+	// The ingestion services the features built, for a host's console.
+	inbound    *ingest.Inbound
+	connectors *connector.Service
+	bulk       *ingest.Bulk
+	importer   *ingest.Importer
+
 	features    []feature
 	handler     http.Handler
 	openAPIJSON []byte
@@ -197,6 +203,22 @@ func (s *Service) Handler() http.Handler { return s.handler }
 
 // Pipeline answers the record pipeline the service writes through.
 func (s *Service) Pipeline() RecordPipeline { return s.pipeline }
+
+// Inbound answers the inbound webhooks service behind /api/v1/inbound-sources
+// and /api/v1/inbound-events, for a console or a host's own pages.
+func (s *Service) Inbound() *ingest.Inbound { return s.inbound }
+
+// Connectors answers the pull connectors service behind /api/v1/connectors.
+func (s *Service) Connectors() *connector.Service { return s.connectors }
+
+// Bulk answers the bulk jobs service behind /api/v1/bulk, which also runs
+// and reports imports; nil when it could not be built (its routes answer
+// the error).
+func (s *Service) Bulk() *ingest.Bulk { return s.bulk }
+
+// Importer answers the spreadsheet importer behind /api/v1/imports; nil
+// when it could not be built (its routes answer the error).
+func (s *Service) Importer() *ingest.Importer { return s.importer }
 
 // Keys answers the API key service, for a host that issues keys itself (the
 // reference server's first admin key, say).

@@ -184,7 +184,8 @@ func serve(ctx context.Context, opts options, log *slog.Logger, stdout io.Writer
 	if err != nil {
 		return err
 	}
-	con, err := console.New(console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st, Logger: log})
+	con, err := console.New(console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st, Logger: log,
+		Inbound: svc.Inbound(), Connectors: svc.Connectors(), Imports: svc.Importer()})
 	if err != nil {
 		return err
 	}
