@@ -116,7 +116,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: server [flags]   (serve the API)\n       server COMMAND ...  (operate on the database)\n\nFlags:\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\n%s", operatorUsage)
+		fmt.Fprintf(stderr, "\n%s\n%s", servedUsage, operatorUsage)
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -341,3 +341,26 @@ func TestServerShutdownFinishesInFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestServerHelp: -h names every flag, what the listener serves (the API
+// and its OpenAPI document, the event feed, the console, metrics and the
+// probes) and every operator command, and exits 0 without opening a
+// database.
+func TestServerHelp(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &stdout, &stderr)
+	require.Equal(t, 0, code, "stderr: %s", stderr.String())
+	help := stderr.String()
+	for _, want := range []string{
+		"-addr", "-db", "-redis", "-admin-key-file", "-allow-private-webhooks", "-secret-key-file",
+		"/api/v1/openapi.json", "GET /api/v1/events", "admin console", "GET /metrics", "GET /healthz", "GET /readyz",
+		"workspace create", "workspace list", "workspace set-plan", "key create", "migrate", "secrets rotate-key",
+	} {
+		require.Contains(t, help, want)
+	}
+	files, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, files, "no database was made")
+}

@@ -15,6 +15,19 @@ import (
 	"github.com/smartlite/crmkit/store"
 )
 
+// servedUsage is the help of what a running server answers on its
+// listener.
+const servedUsage = `Served on the listener:
+
+  /api/v1/...            the REST API (OpenAPI document: /api/v1/openapi.json);
+                         GET /api/v1/events is the event feed in commit order
+  /                      the admin console: sign in with an ADMIN key
+  GET /metrics           Prometheus metrics, without a key: keep it from the
+                         public internet at the proxy in front
+  GET /healthz           liveness: the database answers
+  GET /readyz            readiness: the database answers and jobs run
+`
+
 // operatorUsage is the help of the operator commands, which work on the
 // same database as the servers, running or not.
 const operatorUsage = `Operator commands (each takes -db, env CRMKIT_DB, like the server):
