@@ -137,6 +137,13 @@ var notices = map[string]string{
 	"redelivered": "The delivery was queued to be sent again.",
 	"replayed":    "The failed deliveries were queued to be sent again.",
 	"nothing":     "There were no failed deliveries to send again.",
+
+	// Connectors.
+	"connector_created": "The connector was created. Preview its first page, or run it now.",
+	"connector_saved":   "The connector was saved.",
+	"connector_reset":   "The checkpoint was reset: the next run reads from the start again.",
+	"connector_deleted": "The connector and its run log were deleted; the records it wrote stay.",
+	"run_queued":        "The run was queued; the run log shows its progress.",
 }
 
 type errorData struct {
@@ -200,6 +207,15 @@ func formErrors(err error, fields map[string]string) (fe fieldErrors, ok bool) {
 	case errors.Is(err, records.ErrConflict), errors.Is(err, records.ErrDuplicate):
 		return fieldErrors{"": "This changed while you were editing it. Reload the page and try again."}, true
 	case errors.Is(err, records.ErrPlanLimit):
+		var capped *records.PlanLimitError
+		if errors.As(err, &capped) {
+			what := strings.ReplaceAll(capped.What, "_", " ")
+			if capped.What == records.LimitAPIKeys {
+				what = "API keys"
+			}
+			return fieldErrors{"": fmt.Sprintf("The workspace's %s plan allows %d %s, and it has that many. Remove one, or move the workspace to a larger plan.",
+				capped.Plan, capped.Limit, what)}, true
+		}
 		return fieldErrors{"": "The workspace's plan does not allow this."}, true
 	}
 	return nil, false
