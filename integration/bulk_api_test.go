@@ -315,15 +315,7 @@ func TestBulkOnePipeline(t *testing.T) {
 		r := e.do(t, "POST", "/api/v1/webhooks", e.admin, map[string]any{"url": rv.URL + "/hook", "events": []string{"*"}})
 		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
 		bulk := e.key(t, e.ws, apikey.ScopeBulk)
-		keys, err := e.svc.Keys().List(context.Background(), e.ws, "", 10)
-		require.NoError(t, err)
-		var bulkKeyID string
-		for _, k := range keys {
-			if k.Name == "test BULK" {
-				bulkKeyID = k.ID
-			}
-		}
-		require.NotEmpty(t, bulkKeyID)
+		bulkKeyID := e.keyID(t, e.ws, "test BULK")
 
 		j := e.bulkJob(t, bulk, map[string]any{"object": "opportunity", "operation": "insert", "format": "json"},
 			`[{"name":"Won","stage":"Closed Won"},{"name":"Bad","amount":-3},{"name":"Open","stage":"Proposal"}]`)
@@ -353,51 +345,15 @@ func TestBulkOnePipeline(t *testing.T) {
 		}, 30*time.Second, 20*time.Millisecond, "both events delivered")
 
 		// The cap: a workspace on a plan of 40 records; a job of 60 creates
-		// races 30 single creates. Exactly 40 records exist after, and every
-		// failed row failed with plan_limit_exceeded.
-		// A database of its own: a second service's workers on the first
-		// one's queue, with another plan catalogue, would work its jobs.
-		capDSN := testdb.SQLiteDSN(t)
-		if strings.HasPrefix(dsn, "postgres") {
-			capDSN = testdb.PostgresDSN(t)
-		}
-		capSvc := newEnv(t, capDSN, Config{Plans: []records.Plan{{Name: "capped", MaxRecords: 40, RequestsPerMinute: 6000},
-			{Name: "enterprise", RequestsPerMinute: 6000}}})
-		require.NoError(t, capSvc.svc.Start(context.Background()))
-		ws, admin := capSvc.workspace(t, "capped")
-		bk := capSvc.key(t, ws, apikey.ScopeBulk)
-		var rows strings.Builder
-		rows.WriteString("name\n")
-		for i := range 60 {
-			fmt.Fprintf(&rows, "Bulk %d\n", i)
-		}
-		created := make(chan int, 1)
-		go func() {
-			n := 0
-			for i := range 30 {
-				req := capSvc.do(t, "POST", "/api/v1/records/account", admin, map[string]any{"fields": map[string]any{"name": fmt.Sprint("Single ", i)}})
-				if req.status == http.StatusCreated {
-					n++
-				}
+		// races 30 single creates.
+		planCapRace(t, dsn, nil, func(capSvc *env, key string) string {
+			var rows strings.Builder
+			rows.WriteString("name\n")
+			for i := range 60 {
+				fmt.Fprintf(&rows, "Bulk %d\n", i)
 			}
-			created <- n
-		}()
-		j = capSvc.bulkJob(t, bk, map[string]any{"object": "account", "operation": "insert", "format": "csv"}, rows.String())
-		singles := <-created
-		res := capSvc.bulkResults(t, bk, j["id"].(string), "")
-		require.Len(t, res, 60)
-		ok := 0
-		for _, r := range res {
-			if r.Status == ingest.RowSucceeded {
-				ok++
-			} else {
-				require.Equal(t, "plan_limit_exceeded", r.Error.Code, "row %d", r.Row)
-			}
-		}
-		require.Equal(t, 40, ok+singles, "bulk %d + single %d", ok, singles)
-		n, err := capSvc.st.RecordCount(context.Background(), ws)
-		require.NoError(t, err)
-		require.EqualValues(t, 40, n)
+			return capSvc.bulkJob(t, key, map[string]any{"object": "account", "operation": "insert", "format": "csv"}, rows.String())["id"].(string)
+		})
 	})
 }
 
@@ -508,4 +464,69 @@ func TestBulkUploadLimitsAndStates(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, n)
 	})
+}
+
+// keyID answers the id of the workspace's key named name.
+func (e *env) keyID(tb testing.TB, ws, name string) string {
+	tb.Helper()
+	keys, err := e.svc.Keys().List(context.Background(), ws, "", 200)
+	require.NoError(tb, err)
+	for _, k := range keys {
+		if k.Name == name {
+			return k.ID
+		}
+	}
+	tb.Fatalf("no key named %q", name)
+	return ""
+}
+
+// planCapRace checks that a plan's record cap holds exactly while a job
+// races single creates: on a database of its own (a second service's
+// workers on the first one's queue, with another plan catalogue, would
+// work its jobs), a workspace on a plan of 40 records runs the job start
+// makes with a BULK key (60 account rows) while 30 single creates race
+// it. Exactly 40 records exist after, and every row that failed failed
+// with plan_limit_exceeded.
+func planCapRace(t *testing.T, dsn string, adjust func(*Config), start func(capSvc *env, key string) (jobID string)) {
+	t.Helper()
+	capDSN := testdb.SQLiteDSN(t)
+	if strings.HasPrefix(dsn, "postgres") {
+		capDSN = testdb.PostgresDSN(t)
+	}
+	cfg := Config{Plans: []records.Plan{{Name: "capped", MaxRecords: 40, RequestsPerMinute: 6000},
+		{Name: "enterprise", RequestsPerMinute: 6000}}}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	capSvc := newEnv(t, capDSN, cfg)
+	require.NoError(t, capSvc.svc.Start(context.Background()))
+	ws, admin := capSvc.workspace(t, "capped")
+	bk := capSvc.key(t, ws, apikey.ScopeBulk)
+	created := make(chan int, 1)
+	go func() {
+		n := 0
+		for i := range 30 {
+			req := capSvc.do(t, "POST", "/api/v1/records/account", admin, map[string]any{"fields": map[string]any{"name": fmt.Sprint("Single ", i)}})
+			if req.status == http.StatusCreated {
+				n++
+			}
+		}
+		created <- n
+	}()
+	id := start(capSvc, bk)
+	singles := <-created
+	res := capSvc.bulkResults(t, bk, id, "")
+	require.Len(t, res, 60)
+	ok := 0
+	for _, r := range res {
+		if r.Status == ingest.RowSucceeded {
+			ok++
+		} else {
+			require.Equal(t, "plan_limit_exceeded", r.Error.Code, "row %d", r.Row)
+		}
+	}
+	require.Equal(t, 40, ok+singles, "job %d + single %d", ok, singles)
+	n, err := capSvc.st.RecordCount(context.Background(), ws)
+	require.NoError(t, err)
+	require.EqualValues(t, 40, n)
 }

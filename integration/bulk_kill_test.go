@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,9 +51,7 @@ func TestBulkJobSurvivesKill(t *testing.T) {
 		keyFile := filepath.Join(dir, "admin.key")
 		args := []string{"-db", dsn, "-admin-key-file", keyFile}
 		srv := runServer(t, bin, dir, args...)
-		key, err := os.ReadFile(keyFile)
-		require.NoError(t, err)
-		admin := strings.TrimSpace(string(key))
+		admin := adminKey(t, keyFile)
 		st, err := store.Open(ctx, dsn)
 		require.NoError(t, err)
 		defer st.Close()

@@ -3,10 +3,8 @@ package integration
 import (
 	"context"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,9 +42,7 @@ func TestConnectorRunSurvivesKill(t *testing.T) {
 		}
 
 		srv := runServer(t, bin, dir, args...)
-		key, err := os.ReadFile(keyFile)
-		require.NoError(t, err)
-		admin := strings.TrimSpace(string(key))
+		admin := adminKey(t, keyFile)
 		st, err := store.Open(ctx, dsn)
 		require.NoError(t, err)
 		defer st.Close()

@@ -418,15 +418,7 @@ func TestImportOnePipeline(t *testing.T) {
 		r := e.do(t, "POST", "/api/v1/webhooks", e.admin, map[string]any{"url": rv.URL + "/hook", "events": []string{"*"}})
 		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
 		bulk := e.key(t, e.ws, apikey.ScopeBulk)
-		keys, err := e.svc.Keys().List(context.Background(), e.ws, "", 10)
-		require.NoError(t, err)
-		var bulkKeyID string
-		for _, k := range keys {
-			if k.Name == "test BULK" {
-				bulkKeyID = k.ID
-			}
-		}
-		require.NotEmpty(t, bulkKeyID)
+		bulkKeyID := e.keyID(t, e.ws, "test BULK")
 
 		file := workbook(t, sheetData{name: "Sheet1", rows: [][]any{
 			{"Name", "Stage", "Amount"}, {"Won", "Closed Won", nil}, {"Bad", nil, -3}, {"Open", "Proposal", 10}}})
@@ -458,48 +450,14 @@ func TestImportOnePipeline(t *testing.T) {
 		}, 30*time.Second, 20*time.Millisecond, "both events delivered, with source import")
 
 		// The cap: a plan of 40 records; an import of 60 rows races 30
-		// single creates, and exactly 40 records exist after.
-		capDSN := testdb.SQLiteDSN(t)
-		if strings.HasPrefix(dsn, "postgres") {
-			capDSN = testdb.PostgresDSN(t)
-		}
-		capSvc := newEnv(t, capDSN, Config{Plans: []records.Plan{{Name: "capped", MaxRecords: 40, RequestsPerMinute: 6000},
-			{Name: "enterprise", RequestsPerMinute: 6000}},
-			Webhooks: outbound.Config{Jitter: -1}})
-		require.NoError(t, capSvc.svc.Start(context.Background()))
-		ws, admin := capSvc.workspace(t, "capped")
-		bk := capSvc.key(t, ws, apikey.ScopeBulk)
-		rows := [][]any{{"Account Name"}}
-		for i := range 60 {
-			rows = append(rows, []any{fmt.Sprint("Imported ", i)})
-		}
-		created := make(chan int, 1)
-		go func() {
-			n := 0
-			for i := range 30 {
-				req := capSvc.do(t, "POST", "/api/v1/records/account", admin, map[string]any{"fields": map[string]any{"name": fmt.Sprint("Single ", i)}})
-				if req.status == http.StatusCreated {
-					n++
-				}
+		// single creates.
+		planCapRace(t, dsn, func(c *Config) { c.Webhooks = outbound.Config{Jitter: -1} }, func(capSvc *env, key string) string {
+			rows := [][]any{{"Account Name"}}
+			for i := range 60 {
+				rows = append(rows, []any{fmt.Sprint("Imported ", i)})
 			}
-			created <- n
-		}()
-		j = capSvc.importJob(t, bk, "accounts.xlsx", workbook(t, sheetData{name: "Sheet1", rows: rows}),
-			map[string]string{"object": "account", "operation": "insert", "mapping": `{"Account Name": "name"}`})
-		singles := <-created
-		res := capSvc.bulkResults(t, bk, j["id"].(string), "")
-		require.Len(t, res, 60)
-		ok := 0
-		for _, r := range res {
-			if r.Status == ingest.RowSucceeded {
-				ok++
-			} else {
-				require.Equal(t, "plan_limit_exceeded", r.Error.Code, "row %d", r.Row)
-			}
-		}
-		require.Equal(t, 40, ok+singles, "import %d + single %d", ok, singles)
-		n, err := capSvc.st.RecordCount(context.Background(), ws)
-		require.NoError(t, err)
-		require.EqualValues(t, 40, n)
+			return capSvc.importJob(t, key, "accounts.xlsx", workbook(t, sheetData{name: "Sheet1", rows: rows}),
+				map[string]string{"object": "account", "operation": "insert", "mapping": `{"Account Name": "name"}`})["id"].(string)
+		})
 	})
 }

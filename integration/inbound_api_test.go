@@ -537,9 +537,7 @@ func TestInboundSurviveKill(t *testing.T) {
 		keyFile := filepath.Join(dir, "admin.key")
 		args := []string{"-db", dsn, "-admin-key-file", keyFile}
 		srv := runServer(t, bin, dir, args...)
-		key, err := os.ReadFile(keyFile)
-		require.NoError(t, err)
-		admin := strings.TrimSpace(string(key))
+		admin := adminKey(t, keyFile)
 		status, src := srv.call(t, "POST", "/api/v1/inbound-sources", admin, map[string]any{"name": "Shop", "kind": "shopify",
 			"secret": shopifySecret, "mapping": shopifyMapping})
 		require.Equal(t, http.StatusCreated, status, "%v", src)

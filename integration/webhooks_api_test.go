@@ -475,6 +475,14 @@ func runServer(t *testing.T, bin, dir string, args ...string) *serverProcess {
 	return p
 }
 
+// adminKey answers the ADMIN key the reference server wrote to keyFile.
+func adminKey(t *testing.T, keyFile string) string {
+	t.Helper()
+	key, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	return strings.TrimSpace(string(key))
+}
+
 func (p *serverProcess) kill(t *testing.T) {
 	t.Helper()
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
@@ -547,9 +555,7 @@ func TestWebhooksSurviveKill(t *testing.T) {
 		defer rv.Close()
 
 		srv := runServer(t, bin, dir, args...)
-		key, err := os.ReadFile(keyFile)
-		require.NoError(t, err)
-		admin := strings.TrimSpace(string(key))
+		admin := adminKey(t, keyFile)
 
 		// The default workspace is on Starter, whose 60 requests a minute
 		// would throttle the writes below.
