@@ -138,6 +138,15 @@ var notices = map[string]string{
 	"replayed":    "The failed deliveries were queued to be sent again.",
 	"nothing":     "There were no failed deliveries to send again.",
 
+	"inbound_saved":           "The source was saved.",
+	"inbound_enabled":         "The source was enabled: it accepts deliveries again.",
+	"inbound_disabled":        "The source was disabled: its deliveries are refused until it is enabled.",
+	"inbound_secret_replaced": "The secret was replaced.",
+	"inbound_deleted":         "The source was deleted with its log.",
+	"inbound_retried":         "The event was queued to be processed again.",
+	"inbound_retried_all":     "The failed events were queued to be processed again.",
+	"inbound_nothing":         "There were no failed events to process again.",
+
 	// Connectors.
 	"connector_created": "The connector was created. Preview its first page, or run it now.",
 	"connector_saved":   "The connector was saved.",
