@@ -179,6 +179,29 @@ func (e eventRow) Outcome() string {
 	return strings.Join(parts, ", ")
 }
 
+// ErrorHeadline sums up why the event failed.
+func (e eventRow) ErrorHeadline() string { return errorHeadline(e.Error) }
+
+// errorHeadline sums up an event's failure in a sentence. A failure that
+// lists its fields is summed up by its code, the fields saying the rest;
+// another is its message.
+func errorHeadline(f *ingest.InboundError) string {
+	if f == nil {
+		return ""
+	}
+	if len(f.Fields) > 0 {
+		switch f.Code {
+		case "validation_failed":
+			return "The record was refused: a field's value is not valid."
+		case "mapping_failed":
+			return "An expression of the mapping failed on this document."
+		case "invalid_mapping":
+			return "The source's mapping does not compile any more."
+		}
+	}
+	return f.Message
+}
+
 // Retryable reports whether the event may be processed again.
 func (e eventRow) Retryable() bool { return e.Status != ingest.StatusReceived }
 
@@ -337,6 +360,9 @@ type previewData struct {
 	// Invalid is why the saved mapping could not be applied at all.
 	Invalid string
 }
+
+// ErrorHeadline sums up why a delivery of the sample would fail.
+func (p previewData) ErrorHeadline() string { return errorHeadline(p.Error) }
 
 // RecordFields answers a previewed record's fields in name order.
 func (previewData) RecordFields(rec ingest.PreviewRecord) []fieldValue {

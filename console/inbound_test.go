@@ -322,6 +322,7 @@ func TestInboundPreview(t *testing.T) {
 	require.Equal(t, http.StatusOK, p.status)
 	require.Contains(t, p.body, "A delivery of this sample would fail")
 	require.Contains(t, p.body, "<code>amount</code>")
+	require.Contains(t, p.body, "at target 1 (opportunity)")
 	// One without the external id's path.
 	p = b.post("/inbound/sources/"+id+"/preview", url.Values{"sample": {`{"name": "#6"}`}})
 	require.Equal(t, http.StatusOK, p.status)
@@ -366,6 +367,8 @@ func TestInboundLogAndRetry(t *testing.T) {
 	require.Equal(t, http.StatusOK, p.status)
 	text := html.UnescapeString(p.body)
 	require.Contains(t, text, "validation_failed")
+	require.Contains(t, text, "The record was refused: a field's value is not valid.")
+	require.Contains(t, text, "target 1 (opportunity)")
 	require.Contains(t, text, "<code>stage</code>")
 	require.Contains(t, text, "Webhook-Signature: [redacted]")
 	require.Contains(t, text, "Webhook-Id: msg_1")
