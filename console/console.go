@@ -185,6 +185,7 @@ type handler struct {
 	inbound  Inbound
 	conns    Connectors
 	imports  Imports
+	uploads  *importUploads
 	auth     Authenticator
 	sessions SessionStore
 	log      *slog.Logger
@@ -333,7 +334,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
 		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		limit := int64(maxFormBytes)
+		if h.imports != nil && r.Method == http.MethodPost && r.URL.Path == importUploadPath {
+			limit = h.uploadBodyBytes()
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	h.root.ServeHTTP(w, r)
 }

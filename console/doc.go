@@ -79,6 +79,29 @@
 // BenchmarkDeliveryLogPage measures the page both ways for an endpoint with
 // 100,000 deliveries.
 //
+// # Imports
+//
+// An import is three pages: the upload (an .xlsx or .csv file, the object,
+// the operation, the sheet and header row); the column mapping, each
+// column's select auto-mapped to the field of its name, with a preview of
+// the first rows as they would be written and each cell that does not
+// convert (nothing is written), and the validate-only and all-or-none
+// options; then the job's page. A file the importer refuses (not a
+// workbook, encrypted, over a limit) is named beside the file input and
+// kept nowhere. The job's page shows a progress bar, which htmx refreshes
+// every second from a fragment of the page while the job runs (without
+// JavaScript, a Refresh link), then the results: the failed rows with
+// their sheet row and error, a download of them as CSV (the file's own
+// columns and the error), and undo.
+//
+// Between the pages the uploaded file stays spooled on this server's disk
+// under a random token bound to the session that uploaded it: at most 3
+// per session (a fourth replaces the oldest) and 16 in all, each within
+// the importer's file size limit, removed when its import starts, when it
+// is discarded, or 30 minutes after it was last used. Like the default
+// sessions, they are this process's own. The upload is the one request
+// whose body may be larger than 64 KiB: up to the file size limit.
+//
 // # Audit log
 //
 // The audit log lists every record write oldest first, with its source

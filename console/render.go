@@ -138,6 +138,10 @@ var notices = map[string]string{
 	"replayed":    "The failed deliveries were queued to be sent again.",
 	"nothing":     "There were no failed deliveries to send again.",
 
+	// Imports.
+	"import_cancelled": "The upload was discarded.",
+	"undo_queued":      "The undo was queued: it deletes what the import created and restores what it updated.",
+
 	"inbound_saved":           "The source was saved.",
 	"inbound_enabled":         "The source was enabled: it accepts deliveries again.",
 	"inbound_disabled":        "The source was disabled: its deliveries are refused until it is enabled.",

@@ -184,8 +184,13 @@ func serve(ctx context.Context, opts options, log *slog.Logger, stdout io.Writer
 	if err != nil {
 		return err
 	}
-	con, err := console.New(console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st, Logger: log,
-		Inbound: svc.Inbound(), Connectors: svc.Connectors(), Imports: svc.Importer()})
+	conCfg := console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st, Logger: log,
+		Inbound: svc.Inbound(), Connectors: svc.Connectors()}
+	// A nil *ingest.Importer in the interface would not read as nil.
+	if im := svc.Importer(); im != nil {
+		conCfg.Imports = im
+	}
+	con, err := console.New(conCfg)
 	if err != nil {
 		return err
 	}
