@@ -447,3 +447,44 @@ func TestInboundLogAndRetry(t *testing.T) {
 	require.NotContains(t, e.logs.String(), secret)
 	require.False(t, bytes.Contains([]byte(e.logs.String()), []byte(e.admin)))
 }
+
+func TestInboundLogPages(t *testing.T) {
+	e := newAPIEnv(t)
+	b := e.browser(t)
+	b.signIn(e.admin)
+	id, secret := createSource(t, b, url.Values{"name": {"Shop"}, "kind": {"standard"}, "mapping": {orderMapping("Closed Won")}})
+	const n = 51 // a page and one more
+	for i := range n {
+		num := strconv.Itoa(1000 + i)
+		require.Equal(t, http.StatusAccepted, e.postStandard(t, id, secret, "msg_"+num, order(num, "#"+num)))
+	}
+	var evs []*ingest.InboundEvent
+	require.Eventually(t, func() bool {
+		var err error
+		evs, err = e.svc.Inbound().Events(context.Background(), ingest.InboundEventQuery{Workspace: e.ws,
+			Status: ingest.StatusProcessed, Limit: n + 1})
+		return err == nil && len(evs) == n
+	}, waitTimeout, 20*time.Millisecond)
+
+	rows := regexp.MustCompile(`href="/inbound/events/(inb_[0-9a-z]+)"`)
+	ids := func(body string) []string {
+		var out []string
+		for _, m := range rows.FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	p := b.get("/inbound/events?status=processed&source=" + id)
+	first := ids(p.body)
+	require.Len(t, first, 50)
+	require.Equal(t, evs[0].ID, first[0], "newest first")
+	next := regexp.MustCompile(`<a href="([^"]+)">Older events</a>`).FindStringSubmatch(p.body)
+	require.NotNil(t, next)
+	u, err := url.Parse(html.UnescapeString(next[1]))
+	require.NoError(t, err)
+	require.Equal(t, "processed", u.Query().Get("status"), "the next page keeps the filters")
+	require.Equal(t, id, u.Query().Get("source"))
+	p = b.get(u.RequestURI())
+	require.Equal(t, []string{evs[n-1].ID}, ids(p.body))
+	require.NotContains(t, p.body, "Older events")
+}
