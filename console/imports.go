@@ -44,9 +44,9 @@ type Imports interface {
 	// Objects answers the objects a file can be imported into; nil when
 	// they cannot be listed (the upload form then asks for a name).
 	Objects() []*records.Object
-	// Imports answers up to limit import jobs with an id after the given
-	// one ("" for the first), oldest first.
-	Imports(ctx context.Context, workspace, after string, limit int) ([]*ingest.Job, error)
+	// Imports answers up to limit import jobs with an id before the given
+	// one ("" for the newest), newest first.
+	Imports(ctx context.Context, workspace, before string, limit int) ([]*ingest.Job, error)
 	// Job answers one bulk job.
 	Job(ctx context.Context, workspace, id string) (*ingest.Job, error)
 	// Results answers up to limit row results of a job, of status ("" for
@@ -106,8 +106,8 @@ type importsData struct {
 }
 
 func (h *handler) importsPage(w http.ResponseWriter, r *http.Request, req *request) error {
-	cursor := r.URL.Query().Get("cursor")
-	jobs, err := h.imports.Imports(r.Context(), req.id.Workspace, cursor, pageSize+1)
+	before := r.URL.Query().Get("before")
+	jobs, err := h.imports.Imports(r.Context(), req.id.Workspace, before, pageSize+1)
 	if err != nil {
 		return err
 	}

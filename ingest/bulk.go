@@ -162,6 +162,10 @@ type BulkStore interface {
 	// ListBulkJobs answers the workspace's jobs with an id greater than
 	// after, in id order, at most limit.
 	ListBulkJobs(ctx context.Context, workspace, after string, limit int) ([]*Job, error)
+	// ListImportJobs answers the workspace's import jobs (those with an
+	// Import spec) with an id less than before ("" for the newest),
+	// newest first, at most limit.
+	ListImportJobs(ctx context.Context, workspace, before string, limit int) ([]*Job, error)
 	// UpdateBulkJob reads the job, locked against concurrent updates, lets
 	// fn change it, and stores what fn left, all in one transaction; when
 	// fn answers enqueue, RunArgs for the job is enqueued in that

@@ -32,31 +32,11 @@ func (im *Importer) Job(ctx context.Context, workspace, id string) (*Job, error)
 	return im.b.Get(ctx, workspace, id)
 }
 
-// importsScan is how many bulk jobs Imports reads at a time while it looks
-// for imports among them.
-const importsScan = 200
-
-// Imports answers the workspace's import jobs (those with an ImportSpec)
-// with an id after the given one ("" for the first), in id order, at most
-// limit. Other bulk jobs are skipped.
-func (im *Importer) Imports(ctx context.Context, workspace, after string, limit int) ([]*Job, error) {
-	var out []*Job
-	for len(out) < limit {
-		page, err := im.b.List(ctx, workspace, after, importsScan)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range page {
-			if j.Import != nil && len(out) < limit {
-				out = append(out, j)
-			}
-		}
-		if len(page) < importsScan {
-			break
-		}
-		after = page[len(page)-1].ID
-	}
-	return out, nil
+// Imports answers the workspace's import jobs (bulk jobs an import
+// started) with an id before the given one ("" for the newest), newest
+// first, at most limit.
+func (im *Importer) Imports(ctx context.Context, workspace, before string, limit int) ([]*Job, error) {
+	return im.b.st.ListImportJobs(ctx, workspace, before, limit)
 }
 
 // Results answers one page of a job's row results (see Bulk.Results).

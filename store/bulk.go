@@ -168,6 +168,31 @@ func (s *Store) ListBulkJobs(ctx context.Context, workspace, after string, limit
 	return out, nil
 }
 
+// ListImportJobs answers the workspace's import jobs before the id before
+// ("" for the newest), newest first.
+func (s *Store) ListImportJobs(ctx context.Context, workspace, before string, limit int) ([]*ingest.Job, error) {
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	var rows []bulkJobRow
+	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", workspace).Where("import_spec IS NOT NULL")
+	if before != "" {
+		sel = sel.Where("id < ?", before)
+	}
+	if err := sel.OrderExpr("id DESC").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("store: list import jobs: %w", err)
+	}
+	out := make([]*ingest.Job, len(rows))
+	for i := range rows {
+		j, err := rows[i].job()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = j
+	}
+	return out, nil
+}
+
 // UpdateBulkJob reads the job locked (FOR UPDATE on Postgres; SQLite's
 // write transaction locks the database), lets fn change it, and stores
 // it.

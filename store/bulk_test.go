@@ -1,0 +1,61 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartlite/crmkit/ingest"
+	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/records"
+	"github.com/smartlite/crmkit/store/storetest"
+)
+
+// TestListImportJobs: a workspace's import jobs come newest first, paged
+// by the id before, without its other bulk jobs or another workspace's
+// imports.
+func TestListImportJobs(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		st := open(t, dsn)
+		ws := storetest.Workspace(t, st, "pro")
+		other := storetest.Workspace(t, st, "pro")
+		job := func(ws string, imported bool) string {
+			j := &ingest.Job{ID: records.NewID("blk"), Workspace: ws, Object: "account", Operation: records.OpInsert,
+				Mode: ingest.ModePartial, Format: ingest.FormatCSV, State: ingest.StateOpen, CreatedAt: time.Now().UTC()}
+			if imported {
+				j.Import = &ingest.ImportSpec{FileName: "accounts.xlsx", HeaderRow: 1, Columns: []string{"Name"},
+					Mapping: map[string]string{"Name": "name"}}
+			}
+			require.NoError(t, st.CreateBulkJob(ctx, j))
+			return j.ID
+		}
+		var imports []string
+		for i := range 5 {
+			imports = append(imports, job(ws.ID, true))
+			job(ws.ID, false)
+			job(other.ID, i%2 == 0)
+		}
+		ids := func(js []*ingest.Job) []string {
+			out := make([]string, len(js))
+			for i, j := range js {
+				require.Equal(t, ws.ID, j.Workspace)
+				require.NotNil(t, j.Import)
+				require.Equal(t, "accounts.xlsx", j.Import.FileName)
+				out[i] = j.ID
+			}
+			return out
+		}
+		first, err := st.ListImportJobs(ctx, ws.ID, "", 3)
+		require.NoError(t, err)
+		require.Equal(t, []string{imports[4], imports[3], imports[2]}, ids(first))
+		rest, err := st.ListImportJobs(ctx, ws.ID, first[2].ID, 3)
+		require.NoError(t, err)
+		require.Equal(t, []string{imports[1], imports[0]}, ids(rest))
+		none, err := st.ListImportJobs(ctx, "ws_missing", "", 3)
+		require.NoError(t, err)
+		require.Empty(t, none)
+	})
+}
