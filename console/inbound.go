@@ -47,6 +47,10 @@ type Inbound interface {
 	// saved mapping that no longer compiles is an error wrapping
 	// mapping.ErrInvalidMapping.
 	Preview(ctx context.Context, workspace, id string, body []byte) (*ingest.InboundPreview, error)
+	// PreviewMapping is Preview with a mapping as edited, not yet saved;
+	// one that does not compile is a *records.ValidationError naming its
+	// problems.
+	PreviewMapping(ctx context.Context, workspace, id string, spec json.RawMessage, body []byte) (*ingest.InboundPreview, error)
 	// Events answers up to q.Limit events, without headers and body,
 	// newest first, older than the event q.Before when it is set.
 	Events(ctx context.Context, q ingest.InboundEventQuery) ([]*ingest.InboundEvent, error)
@@ -456,7 +460,7 @@ func (h *handler) saveSource(w http.ResponseWriter, r *http.Request, req *reques
 	u := ingest.SourceUpdate{SourceInput: ingest.SourceInput{Name: &form.Name, Mapping: json.RawMessage(form.Mapping)}}
 	if strings.TrimSpace(form.Mapping) == "" {
 		form.Errors, form.Problems = fieldErrors{"mapping": "The mapping is required."}, nil
-		return h.showSource(w, r, req, http.StatusUnprocessableEntity, sourceExtra{Edit: &form})
+		return h.showSource(w, r, req, http.StatusUnprocessableEntity, sourceExtra{Edit: &form, Sample: f.Get("sample")})
 	}
 	s, _, err := h.inbound.UpdateSource(r.Context(), req.id.Workspace, r.PathValue("id"), u)
 	if err != nil {
@@ -465,20 +469,36 @@ func (h *handler) saveSource(w http.ResponseWriter, r *http.Request, req *reques
 			return err
 		}
 		form.Errors, form.Problems = fe, problems
-		return h.showSource(w, r, req, formStatus(err), sourceExtra{Edit: &form})
+		return h.showSource(w, r, req, formStatus(err), sourceExtra{Edit: &form, Sample: f.Get("sample")})
 	}
 	http.Redirect(w, r, h.sourceURL(s.ID, "inbound_saved"), http.StatusSeeOther)
 	return nil
 }
 
+// previewSource previews the pasted sample with the mapping as the
+// editor holds it, saved or not; the page keeps what was typed in both.
 func (h *handler) previewSource(w http.ResponseWriter, r *http.Request, req *request) error {
-	x := sourceExtra{Sample: r.PostForm.Get("sample")}
+	f := r.PostForm
+	x := sourceExtra{Sample: f.Get("sample")}
+	form := sourceForm{Name: strings.TrimSpace(f.Get("name")), Mapping: f.Get("mapping")}
+	if f.Has("mapping") {
+		x.Edit = &form
+	}
 	if strings.TrimSpace(x.Sample) == "" {
 		x.Errors = fieldErrors{"sample": "Paste a sample payload: a JSON document as the sender posts it."}
 		return h.showSource(w, r, req, http.StatusUnprocessableEntity, x)
 	}
-	p, err := h.inbound.Preview(r.Context(), req.id.Workspace, r.PathValue("id"), []byte(x.Sample))
+	var p *ingest.InboundPreview
+	var err error
+	if f.Has("mapping") {
+		p, err = h.inbound.PreviewMapping(r.Context(), req.id.Workspace, r.PathValue("id"), json.RawMessage(form.Mapping), []byte(x.Sample))
+	} else {
+		p, err = h.inbound.Preview(r.Context(), req.id.Workspace, r.PathValue("id"), []byte(x.Sample))
+	}
+	var invalid *records.ValidationError
 	switch {
+	case errors.As(err, &invalid):
+		form.Errors, form.Problems, _ = sourceErrors(err)
 	case errors.Is(err, mapping.ErrInvalidMapping):
 		x.Preview = &previewData{Invalid: err.Error()}
 	case err != nil:

@@ -336,6 +336,30 @@ func TestInboundPreview(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, p.status)
 	require.Contains(t, p.body, `id="sample-error">Paste a sample payload`)
 	require.Equal(t, before, e.countRecords(t), "no preview wrote anything")
+
+	// The editor's mapping, not yet saved, is what a preview applies; the
+	// saved one is unchanged and the page keeps both texts as typed.
+	edited := orderMapping("Proposal")
+	p = b.post("/inbound/sources/"+id+"/preview", url.Values{"name": {"Shop"}, "mapping": {edited},
+		"sample": {order("820982911946154508", "#1001")}})
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	text = html.UnescapeString(p.body)
+	require.Contains(t, text, "<dt>stage</dt><dd>Proposal</dd>", "the edited mapping was applied")
+	require.Contains(t, text, `"stage": "'Proposal'"`, "the editor keeps the edited mapping")
+	src, err := e.svc.Inbound().Source(context.Background(), e.ws, id)
+	require.NoError(t, err)
+	require.Equal(t, "'Closed Won'", src.Mapping.Targets[1].Fields["stage"], "a preview saves nothing")
+	// An edited mapping that does not compile: its problems beside the
+	// mapping, both texts kept, nothing previewed or saved.
+	broken := strings.Replace(edited, `"amount"`, `"amout"`, 1)
+	p = b.post("/inbound/sources/"+id+"/preview", url.Values{"name": {"Shop"}, "mapping": {broken},
+		"sample": {order("820982911946154508", "#1001")}})
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.Contains(t, p.body, `id="mapping-error"`)
+	require.Contains(t, html.UnescapeString(p.body), "amout")
+	require.NotContains(t, p.body, "The sample would write")
+	require.Contains(t, html.UnescapeString(p.body), order("820982911946154508", "#1001"), "the sample is kept")
+	require.Equal(t, before, e.countRecords(t), "no preview wrote anything")
 }
 
 func TestInboundLogAndRetry(t *testing.T) {

@@ -479,6 +479,31 @@ func (in *Inbound) Preview(ctx context.Context, workspace, id string, body []byt
 	if err != nil {
 		return nil, err
 	}
+	return in.preview(ctx, workspace, src, m, body)
+}
+
+// PreviewMapping is Preview with a mapping that is not saved (its JSON
+// form, as SourceInput.Mapping takes it) in place of the source's own, so
+// that an editor shows what a change would do before it is saved. A
+// mapping that does not compile is a *records.ValidationError naming its
+// problems as UpdateSource's is. Nothing is written either way.
+func (in *Inbound) PreviewMapping(ctx context.Context, workspace, id string, spec json.RawMessage, body []byte) (*InboundPreview, error) {
+	src, err := in.Source(ctx, workspace, id)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := mapping.ParseSpec(spec)
+	if err == nil {
+		var m *mapping.Mapping
+		if m, err = mapping.Compile(parsed, in.objects); err == nil {
+			return in.preview(ctx, workspace, src, m, body)
+		}
+	}
+	return nil, &records.ValidationError{Fields: mappingErrors(err)}
+}
+
+// preview maps body with m and dry-runs the records it makes for src.
+func (in *Inbound) preview(ctx context.Context, workspace string, src *InboundSource, m *mapping.Mapping, body []byte) (*InboundPreview, error) {
 	out := &InboundPreview{Records: []PreviewRecord{}}
 	if doc, derr := mapping.Decode(body); derr == nil {
 		outs, _ := m.ApplyValue(doc)
@@ -494,7 +519,7 @@ func (in *Inbound) Preview(ctx context.Context, workspace, id string, body []byt
 	}
 	var written []WrittenRecord
 	var recs []*records.Record
-	err = in.st.ProcessInboundTx(ctx, func(ctx context.Context) error {
+	err := in.st.ProcessInboundTx(ctx, func(ctx context.Context) error {
 		var err error
 		written, recs, failure, err = in.write(ctx, workspace, src, plan, true)
 		if err != nil {
