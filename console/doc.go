@@ -1,17 +1,19 @@
 // Package console is crmkit's admin web console: the product guide's
-// Integrations screens (API Keys, Webhooks with their delivery log, the
-// audit log) as server-rendered pages, in one http.Handler a host mounts.
+// Integrations screens (API Keys, Webhooks with their delivery log, Inbound
+// sources and their log, Connectors and their run log, Imports, the audit
+// log) as server-rendered pages, in one http.Handler a host mounts.
 //
-//	h, err := console.New(console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st})
+//	h, err := console.New(console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st,
+//		Inbound: svc.Inbound(), Connectors: svc.Connectors(), Imports: svc.Importer()})
 //	mux.Handle("/", h)
 //
 // # Features
 //
 // The console consumes small interfaces it defines (Keys, Webhooks,
-// AuditLog), which crmkit's own services satisfy. Keys is required; a nil
-// Webhooks or Audit leaves its pages and navigation entry out, and the
-// features still to come (inbound sources, connectors, imports) will plug
-// in the same way, as further optional Config fields.
+// Inbound, Connectors, Imports, AuditLog), which crmkit's own services
+// satisfy (*apikey.Service, *outbound.Service, *ingest.Inbound,
+// *connector.Service, *ingest.Importer, *store.Store). Keys is required;
+// any other that is nil leaves its pages and navigation entry out.
 //
 // # Signing in
 //
@@ -78,6 +80,37 @@
 // their attempts, is most of the page's cost for a busy endpoint;
 // BenchmarkDeliveryLogPage measures the page both ways for an endpoint with
 // 100,000 deliveries.
+//
+// # Inbound
+//
+// The sources list shows each source's kind, the URL its sender posts to
+// and its last event. New Source takes the kind (Shopify, Standard
+// Webhooks, SmartLite), the secret where the kind takes one and the
+// mapping; a secret the service generates is shown once. A source's page
+// has the mapping editor beside a preview: the sample pasted is mapped
+// with the mapping as it stands in the editor, saved or not, and dry-run
+// through the pipeline, showing the records it would write or why a
+// delivery would fail, and nothing is written. A mapping the service
+// refuses lists its problems beside the editor, each naming its target and
+// field. The page also enables and disables the source, rotates its
+// secret and deletes it. The inbound log lists accepted deliveries newest
+// first, filtered by source and status; an event's page shows its error,
+// the records it wrote, its headers (signatures redacted) and body, and
+// processes it again; failed events since a time are retried together.
+//
+// # Connectors
+//
+// A connector's form has fields for the common settings (URL, records
+// path, an authentication header, pagination, incremental sync, the
+// mapping as one "field = expression" a line, schedule and mode) and an
+// Advanced JSON box for the rest. Header values are stored as secrets and
+// never shown again: an edit that leaves the value empty keeps it. A
+// connector's page previews the first page (what each record would
+// become, nothing written), runs it now, resets its checkpoint, deletes it,
+// and lists its runs with their counts; a run's page adds its checkpoints
+// and the records that failed. Run now while a run is going answers the
+// service's conflict beside the button; htmx refreshes the run log while a
+// run is going.
 //
 // # Imports
 //
