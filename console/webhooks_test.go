@@ -350,6 +350,10 @@ func TestHiddenFeatures(t *testing.T) {
 	require.Contains(t, p.body, ">API Keys</a>")
 	require.NotContains(t, p.body, ">Webhooks</a>")
 	require.NotContains(t, p.body, ">Audit log</a>")
-	require.Equal(t, http.StatusNotFound, b.get("/webhooks").status)
-	require.Equal(t, http.StatusNotFound, b.get("/audit").status)
+	for _, name := range []string{"Inbound", "Connectors", "Imports"} {
+		require.NotContains(t, p.body, ">"+name+"</a>")
+	}
+	for _, path := range []string{"/webhooks", "/audit", "/inbound", "/inbound/events", "/connectors", "/imports", "/imports/new"} {
+		require.Equal(t, http.StatusNotFound, b.get(path).status, path)
+	}
 }
