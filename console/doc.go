@@ -123,7 +123,7 @@
 // workbook, encrypted, over a limit) is named beside the file input and
 // kept nowhere. The job's page shows a progress bar, which htmx refreshes
 // every second from a fragment of the page while the job runs (without
-// JavaScript, a Refresh link), then the results: the failed rows with
+// JavaScript, a Refresh link) beside a Stop button, then the results: the failed rows with
 // their sheet row and error, a download of them as CSV (the file's own
 // columns and the error), and undo.
 //

@@ -58,6 +58,9 @@ type Imports interface {
 	// Undo queues a job that reverses a completed import; a job that
 	// cannot be undone is an error matching ingest.ErrJobState.
 	Undo(ctx context.Context, workspace, id string, actor records.Actor) (*ingest.Job, error)
+	// Abort stops an import that has not ended; the rows it committed
+	// stay. One that has ended is an error matching ingest.ErrJobState.
+	Abort(ctx context.Context, workspace, id string) (*ingest.Job, error)
 }
 
 // importUploadPath is where the upload form posts: the one request whose
@@ -75,6 +78,7 @@ func (h *handler) importRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /imports/jobs/{id}/progress", h.signedIn(h.importProgress))
 	m.HandleFunc("GET /imports/jobs/{id}/failed.csv", h.signedIn(h.failedRowsCSV))
 	m.HandleFunc("POST /imports/jobs/{id}/undo", h.signedIn(h.undoImport))
+	m.HandleFunc("POST /imports/jobs/{id}/abort", h.signedIn(h.abortImport))
 }
 
 // uploadBodyBytes bounds the body of an upload: the largest file the
@@ -901,5 +905,21 @@ func (h *handler) undoImport(w http.ResponseWriter, r *http.Request, req *reques
 		return err
 	}
 	http.Redirect(w, r, h.base+"/imports/jobs/"+url.PathEscape(u.ID)+"?notice=undo_queued", http.StatusSeeOther)
+	return nil
+}
+
+// abortImport stops a queued or running import.
+func (h *handler) abortImport(w http.ResponseWriter, r *http.Request, req *request) error {
+	d, err := h.importJob(r.Context(), req, r.PathValue("id"), 0)
+	if err != nil {
+		return err
+	}
+	if _, err := h.imports.Abort(r.Context(), req.id.Workspace, d.Job.ID); err != nil {
+		if errors.Is(err, ingest.ErrJobState) {
+			return h.showImportJob(w, r, req, http.StatusConflict, fieldErrors{"": "This import has already ended, so there is nothing to stop."})
+		}
+		return err
+	}
+	http.Redirect(w, r, h.base+"/imports/jobs/"+url.PathEscape(d.Job.ID)+"?notice=import_stopped", http.StatusSeeOther)
 	return nil
 }

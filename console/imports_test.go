@@ -407,6 +407,53 @@ func TestImports(t *testing.T) {
 		require.NotContains(t, p.body, "/undo", "an undo is not undone")
 	})
 
+	t.Run("stop", func(t *testing.T) {
+		// With the bulk queue paused the import waits, and is stopped
+		// before it writes anything; resumed, the queue leaves it alone.
+		jobs := e.svc.JobClient()
+		require.NoError(t, jobs.QueuePause(ctx, ingest.QueueBulk, nil))
+		p := b.upload("stop me.xlsx", importWorkbook(t, "Deals", dealRows), "object", "opportunity", "operation", "insert", "header_row", "2")
+		require.Equal(t, http.StatusOK, p.status, p.body)
+		p = b.post(p.url.Path, form("start", "name", "amount", "stage", "close_date", ""))
+		require.Equal(t, http.StatusOK, p.status, p.body)
+		stopID := strings.TrimPrefix(p.url.Path, "/imports/jobs/")
+		require.Contains(t, p.body, `action="/imports/jobs/`+stopID+`/abort"`)
+		require.Contains(t, b.get("/imports/jobs/"+stopID+"/progress").body, "Stop import", "the live fragment keeps the button")
+
+		b2 := e.browser(t, e.admin2)
+		b2.get("/imports")
+		require.Equal(t, http.StatusNotFound, b2.post("/imports/jobs/"+stopID+"/abort", nil).status)
+
+		p = b.post("/imports/jobs/"+stopID+"/abort", nil)
+		require.Equal(t, http.StatusOK, p.status, p.body)
+		require.Contains(t, p.body, "The import was stopped")
+		require.Contains(t, p.body, `<span class="badge muted">Aborted</span>`)
+		require.NotContains(t, p.body, "Stop import")
+		require.NoError(t, jobs.QueueResume(ctx, ingest.QueueBulk, nil))
+		require.Eventually(t, func() bool {
+			qs, err := e.st.QueueDepth(ctx)
+			require.NoError(t, err)
+			for _, q := range qs {
+				if q.Kind == (ingest.RunArgs{}).Kind() && q.Count > 0 {
+					return false
+				}
+			}
+			return true
+		}, waitTimeout, 20*time.Millisecond, "the queue worked the stopped import's job")
+		j, err := e.svc.Bulk().Get(ctx, e.ws, stopID)
+		require.NoError(t, err)
+		require.Equal(t, ingest.StateAborted, j.State)
+		require.Zero(t, j.Processed, "a stopped import writes nothing")
+		recs, err := e.st.RecordCount(ctx, e.ws)
+		require.NoError(t, err)
+		require.Zero(t, recs)
+
+		// Stopping what has ended says so.
+		p = b.post("/imports/jobs/"+stopID+"/abort", nil)
+		require.Equal(t, http.StatusConflict, p.status, p.body)
+		require.Contains(t, p.body, "already ended")
+	})
+
 	require.NotContains(t, e.logs.String(), e.admin)
 }
 

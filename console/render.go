@@ -140,6 +140,7 @@ var notices = map[string]string{
 
 	// Imports.
 	"import_cancelled": "The upload was discarded.",
+	"import_stopped":   "The import was stopped: the rows it had written stay, the rest were not imported.",
 	"undo_queued":      "The undo was queued: it deletes what the import created and restores what it updated.",
 
 	"inbound_saved":           "The source was saved.",

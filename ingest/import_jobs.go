@@ -54,3 +54,9 @@ func (im *Importer) WriteResultsCSV(ctx context.Context, w io.Writer, j *Job, st
 func (im *Importer) Undo(ctx context.Context, workspace, id string, actor records.Actor) (*Job, error) {
 	return im.b.Undo(ctx, workspace, id, actor)
 }
+
+// Abort stops an import that has not ended (see Bulk.Abort): the rows
+// already committed stay, the rest are not processed.
+func (im *Importer) Abort(ctx context.Context, workspace, id string) (*Job, error) {
+	return im.b.Abort(ctx, workspace, id)
+}
