@@ -180,13 +180,20 @@ func (h *heavyReads) query(ctx context.Context, scan func(*sql.Rows) error, q st
 		return ctx.Err()
 	}
 	defer func() { <-h.turns }()
+	// The timeout bounds the statement, not the wait for a connection: one
+	// opened now, on a busy machine, may take longer than a short timeout.
+	conn, err := h.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
 	// The context's deadline is a little later than Postgres's own
 	// statement_timeout, which ends the statement on the server (a
 	// cancelled context only drops the connection); on SQLite it is what
 	// interrupts the statement.
 	qctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout+h.cfg.Timeout/10)
 	defer cancel()
-	rows, err := h.db.QueryContext(qctx, q, args...)
+	rows, err := conn.QueryContext(qctx, q, args...)
 	if err == nil {
 		err = scan(rows)
 	}
@@ -194,7 +201,8 @@ func (h *heavyReads) query(ctx context.Context, scan func(*sql.Rows) error, q st
 		return nil
 	}
 	var pgErr *pgconn.PgError
-	if (errors.As(err, &pgErr) && pgErr.Code == "57014") || (ctx.Err() == nil && qctx.Err() != nil) {
+	if (errors.As(err, &pgErr) && pgErr.Code == "57014") ||
+		(ctx.Err() == nil && (qctx.Err() != nil || errors.Is(err, context.DeadlineExceeded))) {
 		return fmt.Errorf("store: the read ran past %s: %w", h.cfg.Timeout, records.ErrQueryTimeout)
 	}
 	return err
