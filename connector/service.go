@@ -191,6 +191,16 @@ func (s *Service) check(ctx context.Context, c *Connector) error {
 
 // Create stores a new connector from its definition, the JSON document of
 // DESIGN section 8.3.
+// Objects answers the objects connectors can write, when the configured
+// Objects lists them as records.Pipeline and records.Validator do; nil
+// otherwise.
+func (s *Service) Objects() []*records.Object {
+	if ol, ok := s.cfg.Objects.(interface{ Objects() []*records.Object }); ok {
+		return ol.Objects()
+	}
+	return nil
+}
+
 func (s *Service) Create(ctx context.Context, workspace string, body []byte) (*Connector, error) {
 	c := &Connector{Enabled: true}
 	if err := c.apply(body); err != nil {

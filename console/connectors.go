@@ -32,6 +32,9 @@ type Connectors interface {
 	// Create stores a connector from its definition, the JSON document of
 	// the REST API's POST /api/v1/connectors.
 	Create(ctx context.Context, workspace string, definition []byte) (*connector.Connector, error)
+	// Objects answers the objects a connector can write, for the form to
+	// suggest; nil when they cannot be listed.
+	Objects() []*records.Object
 	// Get answers one connector.
 	Get(ctx context.Context, workspace, id string) (*connector.Connector, error)
 	// List answers up to limit connectors with an id after the given one
@@ -254,10 +257,13 @@ type connectorForm struct {
 	Deletes        string
 	Enabled        bool
 	Object         string
-	ExternalID     string
-	Fields         string
-	Advanced       string
-	Errors         fieldErrors
+	// ObjectNames are the objects the datalist of the object input
+	// suggests; none when the service cannot list them.
+	ObjectNames []string
+	ExternalID  string
+	Fields      string
+	Advanced    string
+	Errors      fieldErrors
 	// mappingInAdvanced says the advanced JSON gave the mapping, so that
 	// its errors are shown there.
 	mappingInAdvanced bool
@@ -292,7 +298,7 @@ func newConnectorDefaults() connectorForm {
 }
 
 func (h *handler) newConnectorForm(w http.ResponseWriter, r *http.Request, req *request) error {
-	h.render(w, r, http.StatusOK, "connectornew", req, "New connector", newConnectorDefaults())
+	h.renderConnectorForm(w, r, req, http.StatusOK, "New connector", newConnectorDefaults())
 	return nil
 }
 
@@ -570,10 +576,10 @@ func (h *handler) createConnector(w http.ResponseWriter, r *http.Request, req *r
 		if !form.connectorErrors(err) {
 			return err
 		}
-		h.render(w, r, formStatus(err), "connectornew", req, "New connector", form)
+		h.renderConnectorForm(w, r, req, formStatus(err), "New connector", form)
 		return nil
 	}
-	h.render(w, r, http.StatusUnprocessableEntity, "connectornew", req, "New connector", form)
+	h.renderConnectorForm(w, r, req, http.StatusUnprocessableEntity, "New connector", form)
 	return nil
 }
 
@@ -582,7 +588,7 @@ func (h *handler) editConnectorForm(w http.ResponseWriter, r *http.Request, req 
 	if err != nil {
 		return err
 	}
-	h.render(w, r, http.StatusOK, "connectornew", req, "Edit connector", formOf(c))
+	h.renderConnectorForm(w, r, req, http.StatusOK, "Edit connector", formOf(c))
 	return nil
 }
 
@@ -607,7 +613,7 @@ func (h *handler) updateConnector(w http.ResponseWriter, r *http.Request, req *r
 		}
 		status = formStatus(err)
 	}
-	h.render(w, r, status, "connectornew", req, "Edit connector", form)
+	h.renderConnectorForm(w, r, req, status, "Edit connector", form)
 	return nil
 }
 
@@ -814,4 +820,14 @@ func viewPreview(p *connector.Preview) *previewView {
 		v.Records = append(v.Records, previewRecord{r})
 	}
 	return v
+}
+
+// renderConnectorForm shows the connector form, its object input
+// suggesting the objects the service knows.
+func (h *handler) renderConnectorForm(w http.ResponseWriter, r *http.Request, req *request, status int, title string, form connectorForm) {
+	form.ObjectNames = nil
+	for _, o := range h.conns.Objects() {
+		form.ObjectNames = append(form.ObjectNames, o.Name)
+	}
+	h.render(w, r, status, "connectornew", req, title, form)
 }

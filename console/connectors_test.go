@@ -209,6 +209,10 @@ func TestConnectorForm(t *testing.T) {
 		require.Contains(t, p.body, label)
 	}
 	require.Contains(t, p.body, `value="meta.next_cursor"`, "the form comes filled with a working example")
+	require.Contains(t, p.body, `<input id="object" name="object" list="object-names"`, "the object input suggests the schema's objects")
+	for _, o := range []string{"account", "contact", "opportunity"} {
+		require.Contains(t, p.body, `<option value="`+o+`">`)
+	}
 
 	for _, tc := range []struct {
 		name   string
@@ -546,7 +550,7 @@ func TestConnectorAdvanced(t *testing.T) {
 	require.NoError(t, err)
 	p = b.get("/connectors/" + two.ID + "/edit")
 	require.Equal(t, http.StatusOK, p.status)
-	require.Contains(t, p.body, `<input id="object" name="object" value=""`)
+	require.Contains(t, p.body, `<input id="object" name="object" list="object-names" autocomplete="off" value=""`)
 	adv = regexp.MustCompile(`(?s)<textarea id="advanced"[^>]*>(.*?)</textarea>`).FindStringSubmatch(p.body)
 	require.Contains(t, adv[1], "contact")
 	form = url.Values{"name": {"Two targets, renamed"}, "url": {api.srv.URL + "/customers"}, "records_path": {"data"},
