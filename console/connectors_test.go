@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -134,16 +133,6 @@ func connectorFormValues(a *customerAPI) url.Values {
 	}
 }
 
-// connBrowser answers an HTTP client of the console of an apiEnv.
-func (e *apiEnv) connBrowser(tb testing.TB) *browser {
-	tb.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(tb, err)
-	b := &browser{tb: tb, base: e.srv.URL}
-	b.client = &http.Client{Jar: jar, Transport: recorder{b: b, next: e.srv.Client().Transport}}
-	return b
-}
-
 // connWorkspace adds a workspace on plan with an ADMIN key.
 func (e *apiEnv) connWorkspace(tb testing.TB, name, plan string) (ws, admin string) {
 	tb.Helper()
@@ -195,7 +184,7 @@ func connFieldError(tb testing.TB, body, name string) string {
 func TestConnectorForm(t *testing.T) {
 	e := newAPIEnv(t)
 	api := newCustomerAPI(t, 3)
-	b := e.connBrowser(t)
+	b := e.browser(t)
 	b.signIn(e.admin)
 
 	p := b.get("/connectors")
@@ -264,7 +253,7 @@ func TestConnectorPreviewRunLog(t *testing.T) {
 	e := newAPIEnv(t)
 	ctx := context.Background()
 	api := newCustomerAPI(t, 5)
-	b := e.connBrowser(t)
+	b := e.browser(t)
 	b.signIn(e.admin)
 
 	b.get("/connectors/new")
@@ -368,7 +357,7 @@ func TestConnectorPreviewRunLog(t *testing.T) {
 
 	// Another workspace's admin finds none of it.
 	_, admin2 := e.connWorkspace(t, "Globex", "enterprise")
-	b2 := e.connBrowser(t)
+	b2 := e.browser(t)
 	b2.signIn(admin2)
 	require.NotContains(t, b2.get("/connectors").body, "Billing customers")
 	for _, path := range []string{"/connectors/" + id, "/connectors/" + id + "/edit", "/connectors/" + id + "/reset",
@@ -448,7 +437,7 @@ func pickCells(m map[string]string, keys ...string) map[string]string {
 func TestConnectorFailures(t *testing.T) {
 	e := newAPIEnv(t)
 	api := newCustomerAPI(t, 3)
-	b := e.connBrowser(t)
+	b := e.browser(t)
 	b.signIn(e.admin)
 
 	b.get("/connectors/new")
@@ -504,7 +493,7 @@ func TestConnectorAdvanced(t *testing.T) {
 	e := newAPIEnv(t)
 	ctx := context.Background()
 	api := newCustomerAPI(t, 3)
-	b := e.connBrowser(t)
+	b := e.browser(t)
 	b.signIn(e.admin)
 
 	b.get("/connectors/new")

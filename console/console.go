@@ -166,6 +166,13 @@ type Config struct {
 	// slash ("" for the root, "/admin" with http.StripPrefix("/admin", h)).
 	// Links and cookies use it.
 	BasePath string
+	// APIURL is the scheme and host (and path prefix, if any) other
+	// systems reach the REST API at, such as "https://crm.example.com",
+	// for the addresses the pages give senders to post to. Default: the
+	// scheme and host the console's own request came to, which is right
+	// when the API is mounted beside the console and no proxy in front
+	// changes the host.
+	APIURL string
 	// Title names the product in page titles. Default "SmartLite CRM".
 	Title string
 	// Logger receives sign-ins, sign-outs and failures; never a key, secret

@@ -194,12 +194,16 @@ type browser struct {
 	pages []string
 }
 
-func (e *env) browser(tb testing.TB) *browser {
+func (e *env) browser(tb testing.TB) *browser { return newBrowser(tb, e.srv) }
+
+// newBrowser answers a client of the console srv serves that keeps its
+// cookies, signed in to nothing yet.
+func newBrowser(tb testing.TB, srv *httptest.Server) *browser {
 	tb.Helper()
 	jar, err := cookiejar.New(nil)
 	require.NoError(tb, err)
-	b := &browser{tb: tb, base: e.srv.URL}
-	b.client = &http.Client{Jar: jar, Transport: recorder{b: b, next: e.srv.Client().Transport}}
+	b := &browser{tb: tb, base: srv.URL}
+	b.client = &http.Client{Jar: jar, Transport: recorder{b: b, next: srv.Client().Transport}}
 	return b
 }
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"mime/multipart"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -93,10 +92,7 @@ func newImportEnv(tb testing.TB, limits ingest.Limits) *importEnv {
 // key.
 func (e *importEnv) browser(tb testing.TB, key string) *browser {
 	tb.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(tb, err)
-	b := &browser{tb: tb, base: e.srv.URL}
-	b.client = &http.Client{Jar: jar, Transport: recorder{b: b, next: e.srv.Client().Transport}}
+	b := newBrowser(tb, e.srv)
 	b.signIn(key)
 	return b
 }

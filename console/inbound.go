@@ -209,9 +209,13 @@ func errorHeadline(f *ingest.InboundError) string {
 // Retryable reports whether the event may be processed again.
 func (e eventRow) Retryable() bool { return e.Status != ingest.StatusReceived }
 
-// origin answers the scheme and host the request was made to, which the
-// REST API that takes deliveries shares when the host mounts both.
+// origin answers where senders reach the REST API: Config.APIURL when
+// set, else the scheme and host the request was made to, which the API
+// shares when the host mounts both on one server.
 func (h *handler) origin(r *http.Request) string {
+	if h.cfg.APIURL != "" {
+		return strings.TrimRight(h.cfg.APIURL, "/")
+	}
 	scheme := "http"
 	if r.TLS != nil || h.cfg.SecureCookie {
 		scheme = "https"

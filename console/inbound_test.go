@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"html"
 	"net/http"
-	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -55,14 +55,7 @@ var (
 )
 
 // newBrowser is a browser on the apiEnv's server.
-func (e *apiEnv) browser(tb testing.TB) *browser {
-	tb.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(tb, err)
-	b := &browser{tb: tb, base: e.srv.URL}
-	b.client = &http.Client{Jar: jar, Transport: recorder{b: b, next: e.srv.Client().Transport}}
-	return b
-}
+func (e *apiEnv) browser(tb testing.TB) *browser { return newBrowser(tb, e.srv) }
 
 // otherWorkspace adds a second workspace with an ADMIN key and answers the
 // key.
@@ -511,4 +504,26 @@ func TestInboundLogPages(t *testing.T) {
 	p = b.get(u.RequestURI())
 	require.Equal(t, []string{evs[n-1].ID}, ids(p.body))
 	require.NotContains(t, p.body, "Older events")
+}
+
+// TestInboundAPIURL: with Config.APIURL the pages give senders that
+// address, not the console's own host.
+func TestInboundAPIURL(t *testing.T) {
+	e := newAPIEnv(t)
+	name, kind := "Shop", ingest.KindStandard
+	src, _, err := e.svc.Inbound().CreateSource(context.Background(), e.ws, ingest.SourceInput{Name: &name, Kind: &kind,
+		Mapping: json.RawMessage(orderMapping("Closed Won"))})
+	require.NoError(t, err)
+	con, err := console.New(console.Config{Keys: e.svc.Keys(), Inbound: e.svc.Inbound(), APIURL: "https://crm.example.com/"})
+	require.NoError(t, err)
+	srv := httptest.NewServer(con)
+	t.Cleanup(srv.Close)
+	b := newBrowser(t, srv)
+	b.signIn(e.admin)
+	for _, path := range []string{"/inbound", "/inbound/sources/" + src.ID} {
+		p := b.get(path)
+		require.Equal(t, http.StatusOK, p.status, path)
+		require.Contains(t, p.body, "https://crm.example.com/api/v1/inbound/"+src.ID, path)
+		require.NotContains(t, p.body, srv.URL+"/api/v1/inbound/", path)
+	}
 }

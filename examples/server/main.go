@@ -94,6 +94,7 @@ type options struct {
 	adminKeyFile         string
 	allowPrivateWebhooks bool
 	secretKeyFile        string
+	publicURL            string
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -112,6 +113,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.adminKeyFile, "admin-key-file", env("CRMKIT_ADMIN_KEY_FILE", ""), "on first start, also write the admin key to this file, mode 0600 (env CRMKIT_ADMIN_KEY_FILE)")
 	allow, _ := strconv.ParseBool(env("CRMKIT_ALLOW_PRIVATE_WEBHOOKS", "false"))
 	fs.BoolVar(&o.allowPrivateWebhooks, "allow-private-webhooks", allow, "let webhook endpoints and connectors reach loopback, private and link-local addresses; for local testing only (env CRMKIT_ALLOW_PRIVATE_WEBHOOKS)")
+	fs.StringVar(&o.publicURL, "public-url", env("CRMKIT_PUBLIC_URL", ""), "the URL other systems reach this server at behind a proxy, such as https://crm.example.com: the console gives it to inbound senders; default: the host each console request came to (env CRMKIT_PUBLIC_URL)")
 	fs.StringVar(&o.secretKeyFile, "secret-key-file", env("CRMKIT_SECRET_KEY_FILE", ""), "file holding the key that seals webhook and connector secrets in the database; default: beside an SQLite database, generated on first start (env CRMKIT_SECRET_KEY_FILE)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: server [flags]   (serve the API)\n       server COMMAND ...  (operate on the database)\n\nFlags:\n")
@@ -185,7 +187,7 @@ func serve(ctx context.Context, opts options, log *slog.Logger, stdout io.Writer
 		return err
 	}
 	conCfg := console.Config{Keys: svc.Keys(), Webhooks: svc.Webhooks(), Audit: st, Logger: log,
-		Inbound: svc.Inbound(), Connectors: svc.Connectors()}
+		Inbound: svc.Inbound(), Connectors: svc.Connectors(), APIURL: opts.publicURL}
 	// A nil *ingest.Importer in the interface would not read as nil.
 	if im := svc.Importer(); im != nil {
 		conCfg.Imports = im

@@ -213,10 +213,13 @@ func TestServerEnvironment(t *testing.T) {
 		"CRMKIT_REDIS":                  "localhost:6379",
 		"CRMKIT_ADMIN_KEY_FILE":         "/tmp/key",
 		"CRMKIT_ALLOW_PRIVATE_WEBHOOKS": "true",
+		"CRMKIT_SECRET_KEY_FILE":        "/tmp/secret",
+		"CRMKIT_PUBLIC_URL":             "https://crm.example.com",
 	}
 	o, err := parseOptions(nil, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
-	require.Equal(t, options{addr: "127.0.0.1:9999", db: "/tmp/x.db", redis: "localhost:6379", adminKeyFile: "/tmp/key", allowPrivateWebhooks: true}, o)
+	require.Equal(t, options{addr: "127.0.0.1:9999", db: "/tmp/x.db", redis: "localhost:6379", adminKeyFile: "/tmp/key", allowPrivateWebhooks: true,
+		secretKeyFile: "/tmp/secret", publicURL: "https://crm.example.com"}, o)
 
 	o, err = parseOptions([]string{"-addr", ":1", "-db", "postgres://db/crm"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
@@ -354,7 +357,7 @@ func TestServerHelp(t *testing.T) {
 	require.Equal(t, 0, code, "stderr: %s", stderr.String())
 	help := stderr.String()
 	for _, want := range []string{
-		"-addr", "-db", "-redis", "-admin-key-file", "-allow-private-webhooks", "-secret-key-file",
+		"-addr", "-db", "-redis", "-admin-key-file", "-allow-private-webhooks", "-secret-key-file", "-public-url",
 		"/api/v1/openapi.json", "GET /api/v1/events", "admin console", "GET /metrics", "GET /healthz", "GET /readyz",
 		"workspace create", "workspace list", "workspace set-plan", "key create", "migrate", "secrets rotate-key",
 	} {
