@@ -157,6 +157,11 @@ func (s *Store) ListBulkJobs(ctx context.Context, workspace, after string, limit
 	if err := pageAfter(s.IDB(ctx).NewSelect().Model(&rows), workspace, after, limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list bulk jobs: %w", err)
 	}
+	return jobsOf(rows)
+}
+
+// jobsOf answers the jobs of rows, in their order.
+func jobsOf(rows []bulkJobRow) ([]*ingest.Job, error) {
 	out := make([]*ingest.Job, len(rows))
 	for i := range rows {
 		j, err := rows[i].job()
@@ -182,15 +187,7 @@ func (s *Store) ListImportJobs(ctx context.Context, workspace, before string, li
 	if err := sel.OrderExpr("id DESC").Limit(int64(limit)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list import jobs: %w", err)
 	}
-	out := make([]*ingest.Job, len(rows))
-	for i := range rows {
-		j, err := rows[i].job()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = j
-	}
-	return out, nil
+	return jobsOf(rows)
 }
 
 // UpdateBulkJob reads the job locked (FOR UPDATE on Postgres; SQLite's
