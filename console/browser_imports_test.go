@@ -114,6 +114,7 @@ func TestBrowserImport(t *testing.T) {
 	}
 	require.Equal(t, 1200, progress())
 	require.Contains(t, b.text("#job label"), "Done: 1200 of 1200 rows")
+	require.Contains(t, b.text(".actions-summary"), "Of the rows that succeeded: 1,199 created.")
 	failed := b.text("table.failed-rows tbody")
 	require.Contains(t, failed, "5")
 	require.Contains(t, failed, `"lots" is not a number`)

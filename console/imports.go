@@ -58,6 +58,9 @@ type Imports interface {
 	// Undo queues a job that reverses a completed import; a job that
 	// cannot be undone is an error matching ingest.ErrJobState.
 	Undo(ctx context.Context, workspace, id string, actor records.Actor) (*ingest.Job, error)
+	// Actions answers how many of a job's succeeded rows had each action
+	// (ingest.RowCreated and the others).
+	Actions(ctx context.Context, workspace, id string) (map[string]int64, error)
 	// Abort stops an import that has not ended; the rows it committed
 	// stay. One that has ended is an error matching ingest.ErrJobState.
 	Abort(ctx context.Context, workspace, id string) (*ingest.Job, error)
@@ -721,7 +724,10 @@ type jobData struct {
 	// Percent is how far the job is, 0 to 100.
 	Percent  int
 	Undoable bool
-	Errors   fieldErrors
+	// Actions sums up what the succeeded rows of a job that ended did,
+	// such as "1,099 created, 100 updated"; "" when nothing succeeded.
+	Actions string
+	Errors  fieldErrors
 }
 
 // Max is the progress bar's maximum: the rows, and at least 1.
@@ -763,6 +769,13 @@ func (h *handler) importJob(ctx context.Context, req *request, id string, after 
 		d.Percent = 100
 	}
 	d.Undoable = j.State == ingest.StateCompleted && j.Import != nil && !j.ValidateOnly && j.Succeeded > 0
+	if j.State.Terminal() && j.Succeeded > 0 {
+		counts, err := h.imports.Actions(ctx, ws, j.ID)
+		if err != nil {
+			return jobData{}, err
+		}
+		d.Actions = actionSummary(counts)
+	}
 	if j.State.Terminal() && j.Failed > 0 {
 		rs, err := h.imports.Results(ctx, ws, j.ID, ingest.RowFailed, d.After, failedPage+1)
 		if err != nil {
@@ -922,4 +935,25 @@ func (h *handler) abortImport(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	http.Redirect(w, r, h.base+"/imports/jobs/"+url.PathEscape(d.Job.ID)+"?notice=import_stopped", http.StatusSeeOther)
 	return nil
+}
+
+// actionSummary says how many rows had each action, in the order an admin
+// reads them, leaving out the actions no row had.
+func actionSummary(counts map[string]int64) string {
+	var parts []string
+	for _, a := range []string{ingest.RowCreated, ingest.RowUpdated, ingest.RowUnchanged, ingest.RowDeleted} {
+		if n := counts[a]; n > 0 {
+			parts = append(parts, formatCount(n)+" "+a)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatCount writes n with a comma between thousands.
+func formatCount(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -290,6 +290,7 @@ func TestImports(t *testing.T) {
 	p = b.get("/imports/jobs/" + jobID)
 	require.Equal(t, http.StatusOK, p.status)
 	require.Contains(t, p.body, `<progress id="progress-bar" max="4" value="4">100%</progress>`)
+	require.Contains(t, p.body, "Of the rows that succeeded: 3 created.")
 	require.NotContains(t, p.body, "hx-trigger", "an import that ended is not polled")
 	require.Regexp(t, `<td data-label="Sheet row">5</td>\s*<td data-label="Error" class="row-error">amount: [^<]*column &#34;Amount&#34; \(B5\)`, p.body)
 	require.Contains(t, p.body, `href="/imports/jobs/`+jobID+`/failed.csv"`)

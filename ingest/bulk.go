@@ -186,6 +186,9 @@ type BulkStore interface {
 	// ListBulkResults answers the job's results with a row greater than
 	// afterRow, in row order, of status when it is not "", at most limit.
 	ListBulkResults(ctx context.Context, jobID, status string, afterRow int64, limit int) ([]RowResult, error)
+	// CountBulkActions answers how many of the job's succeeded rows had
+	// each action (created, updated, unchanged, deleted).
+	CountBulkActions(ctx context.Context, jobID string) (map[string]int64, error)
 	// StaleBulkJobs answers the ids of queued or running jobs whose
 	// heartbeat is older than before, at most limit.
 	StaleBulkJobs(ctx context.Context, before time.Time, limit int) ([]string, error)

@@ -19,6 +19,16 @@ func (b *Bulk) Results(ctx context.Context, workspace, id, status string, afterR
 	return b.st.ListBulkResults(ctx, id, status, afterRow, limit)
 }
 
+// Actions answers how many of the job's succeeded rows had each action
+// (RowCreated and the others); what the job has not yet processed is
+// not counted.
+func (b *Bulk) Actions(ctx context.Context, workspace, id string) (map[string]int64, error) {
+	if _, err := b.st.GetBulkJob(ctx, workspace, id); err != nil {
+		return nil, err
+	}
+	return b.st.CountBulkActions(ctx, id)
+}
+
 // WriteResultsCSV writes the job's results of status ("" for all) to w as
 // CSV, each row's input columns first (see ResultWriter): a CSV job's
 // columns as uploaded; for a JSON or NDJSON job an id column and one

@@ -55,6 +55,12 @@ func (im *Importer) Undo(ctx context.Context, workspace, id string, actor record
 	return im.b.Undo(ctx, workspace, id, actor)
 }
 
+// Actions answers how many of an import's succeeded rows created,
+// updated, left unchanged or deleted a record (see Bulk.Actions).
+func (im *Importer) Actions(ctx context.Context, workspace, id string) (map[string]int64, error) {
+	return im.b.Actions(ctx, workspace, id)
+}
+
 // Abort stops an import that has not ended (see Bulk.Abort): the rows
 // already committed stay, the rest are not processed.
 func (im *Importer) Abort(ctx context.Context, workspace, id string) (*Job, error) {

@@ -345,6 +345,24 @@ func (s *Store) PutBulkResults(ctx context.Context, jobID string, rs []ingest.Ro
 	return nil
 }
 
+// CountBulkActions answers the job's succeeded rows by action.
+func (s *Store) CountBulkActions(ctx context.Context, jobID string) (map[string]int64, error) {
+	var rows []struct {
+		Action string `bun:"action"`
+		N      int64  `bun:"n"`
+	}
+	err := s.IDB(ctx).NewSelect().TableExpr("bulk_results").ColumnExpr("action, count(*) AS n").
+		Where("job_id = ? AND status = ?", jobID, ingest.RowSucceeded).GroupExpr("action").Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: count bulk actions: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Action] = r.N
+	}
+	return out, nil
+}
+
 // ListBulkResults answers results after afterRow in row order.
 func (s *Store) ListBulkResults(ctx context.Context, jobID, status string, afterRow int64, limit int) ([]ingest.RowResult, error) {
 	if limit <= 0 {

@@ -59,3 +59,33 @@ func TestListImportJobs(t *testing.T) {
 		require.Empty(t, none)
 	})
 }
+
+// TestCountBulkActions: a job's succeeded rows are counted by action;
+// failed rows and other jobs' rows are not.
+func TestCountBulkActions(t *testing.T) {
+	testdb.Dialects(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		st := open(t, dsn)
+		ws := storetest.Workspace(t, st, "pro")
+		job := func() string {
+			j := &ingest.Job{ID: records.NewID("blk"), Workspace: ws.ID, Object: "account", Operation: records.OpUpsert,
+				Mode: ingest.ModePartial, Format: ingest.FormatCSV, State: ingest.StateOpen, CreatedAt: time.Now().UTC()}
+			require.NoError(t, st.CreateBulkJob(ctx, j))
+			return j.ID
+		}
+		a, b := job(), job()
+		var rs []ingest.RowResult
+		for i, action := range []string{ingest.RowCreated, ingest.RowCreated, ingest.RowUpdated, ingest.RowUnchanged, ingest.RowCreated} {
+			rs = append(rs, ingest.RowResult{Row: int64(i + 1), Status: ingest.RowSucceeded, RecordID: records.NewID("rec"), Action: action})
+		}
+		rs = append(rs, ingest.RowResult{Row: 6, Status: ingest.RowFailed, Error: &ingest.ResultError{Code: "validation_failed", Message: "bad"}})
+		require.NoError(t, st.PutBulkResults(ctx, a, rs))
+		require.NoError(t, st.PutBulkResults(ctx, b, rs[:1]))
+		got, err := st.CountBulkActions(ctx, a)
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{ingest.RowCreated: 3, ingest.RowUpdated: 1, ingest.RowUnchanged: 1}, got)
+		got, err = st.CountBulkActions(ctx, records.NewID("blk"))
+		require.NoError(t, err)
+		require.Empty(t, got)
+	})
+}
