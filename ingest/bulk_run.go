@@ -60,13 +60,34 @@ func (b *Bulk) Run(ctx context.Context, id string) error {
 	default:
 		err = b.runPartial(ctx, j)
 	}
+	stopHB()
+	wg.Wait()
 	switch {
 	case errors.Is(err, errAborted), errors.Is(err, errMovedOn):
 		return nil
 	case err != nil && ctx.Err() == nil && isFatal(err):
 		return b.fail(context.WithoutCancel(ctx), j, err)
+	case err != nil:
+		// River runs the job again: let that run claim it at once, not
+		// after this worker's lease has lapsed.
+		b.release(context.WithoutCancel(ctx), id)
 	}
 	return err
+}
+
+// release gives up this worker's lease of a running job, so that the next
+// run claims it without waiting for the lease to lapse. A failure to
+// release leaves the lease to lapse.
+func (b *Bulk) release(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Lease/4)
+	defer cancel()
+	_, _ = b.st.UpdateBulkJob(ctx, "", id, func(j *Job) (bool, error) {
+		if j.State != StateRunning {
+			return false, errSkip
+		}
+		j.HeartbeatAt = nil
+		return false, nil
+	})
 }
 
 // isFatal tells errors that running the job again cannot mend.

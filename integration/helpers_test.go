@@ -16,6 +16,7 @@ import (
 
 	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/internal/testdb"
+	"github.com/smartlite/crmkit/internal/testlog"
 	"github.com/smartlite/crmkit/records"
 	"github.com/smartlite/crmkit/store"
 )
@@ -43,7 +44,19 @@ func newEnv(tb testing.TB, dsn string, cfg Config) *env {
 	tb.Cleanup(func() { _ = st.Close() })
 	cfg.Store = st
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		// Warnings and errors (a job's failed run among them) are shown
+		// when the test fails.
+		logs := &testlog.Buffer{}
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		tb.Cleanup(func() {
+			if out := logs.String(); tb.Failed() && out != "" {
+				const most = 16 << 10
+				if len(out) > most {
+					out = "…" + out[len(out)-most:]
+				}
+				tb.Logf("the service logged:\n%s", out)
+			}
+		})
 	}
 	svc, err := New(cfg)
 	require.NoError(tb, err)
