@@ -261,18 +261,24 @@ func count(res []RowResult) Progress {
 }
 
 // runWhole runs an all-or-none or validate_only job in one transaction.
+//
+// Everything it reads while the transaction is open (the job's data, its
+// state) it reads through the transaction: on SQLite the transaction holds
+// the one write lock, and a read on another of the pool's connections can
+// wait without end behind the job client's writers, which hold the others
+// while they wait for the lock.
 func (b *Bulk) runWhole(ctx context.Context, j *Job) error {
-	rr, err := b.reader(ctx, j)
-	if err != nil {
-		return err
-	}
-	defer closeRows(rr)
 	var all []RowResult
 	var failed []int64
 	keep := j.Mode == ModeAllOrNone && !j.ValidateOnly
 	var shown time.Time
 	var busy atomic.Bool
-	err = b.st.InTx(ctx, func(tctx context.Context, _ records.Tx) error {
+	err := b.st.InTx(ctx, func(tctx context.Context, _ records.Tx) error {
+		rr, err := b.reader(tctx, j)
+		if err != nil {
+			return err
+		}
+		defer closeRows(rr)
 		for {
 			rows, done, err := readBatch(rr, b.cfg.BatchSize)
 			if err != nil {
@@ -291,7 +297,7 @@ func (b *Bulk) runWhole(ctx context.Context, j *Job) error {
 				all = append(all, res...)
 				if time.Since(shown) >= time.Second {
 					shown = time.Now()
-					if err := b.progress(ctx, &busy, j.ID, int64(len(all))); err != nil {
+					if err := b.progress(ctx, tctx, &busy, j.ID, int64(len(all))); err != nil {
 						return err
 					}
 				}
@@ -346,11 +352,13 @@ func (b *Bulk) runWhole(ctx context.Context, j *Job) error {
 }
 
 // progress shows how far a job in one transaction got, outside that
-// transaction, and tells whether it was aborted. The count is written in
-// the background, at most one write at a time: on SQLite the job's own
-// transaction holds the database until it ends, and the write waits.
-func (b *Bulk) progress(ctx context.Context, busy *atomic.Bool, id string, processed int64) error {
-	j, err := b.st.GetBulkJob(ctx, "", id)
+// transaction, and tells whether it was aborted, read through the
+// transaction tctx (Postgres's read committed sees an abort committed
+// since; on SQLite none can commit while the job's transaction holds the
+// database). The count is written in the background, at most one write at
+// a time: on SQLite it waits for the job's transaction to end.
+func (b *Bulk) progress(ctx, tctx context.Context, busy *atomic.Bool, id string, processed int64) error {
+	j, err := b.st.GetBulkJob(tctx, "", id)
 	if err != nil {
 		return err
 	}
