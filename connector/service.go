@@ -189,8 +189,6 @@ func (s *Service) check(ctx context.Context, c *Connector) error {
 	return nil
 }
 
-// Create stores a new connector from its definition, the JSON document of
-// DESIGN section 8.3.
 // Objects answers the objects connectors can write, when the configured
 // Objects lists them as records.Pipeline and records.Validator do; nil
 // otherwise.
@@ -201,6 +199,8 @@ func (s *Service) Objects() []*records.Object {
 	return nil
 }
 
+// Create stores a new connector from its definition, the JSON document of
+// DESIGN section 8.3.
 func (s *Service) Create(ctx context.Context, workspace string, body []byte) (*Connector, error) {
 	c := &Connector{Enabled: true}
 	if err := c.apply(body); err != nil {
