@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -618,11 +617,7 @@ func (h *handler) updateConnector(w http.ResponseWriter, r *http.Request, req *r
 }
 
 func (h *handler) connectorURL(id, notice string) string {
-	u := h.base + "/connectors/" + url.PathEscape(id)
-	if notice != "" {
-		u += "?notice=" + notice
-	}
-	return u
+	return h.itemURL("/connectors/", id, notice)
 }
 
 // connectorExtra is what an action adds to the connector page it shows.
@@ -796,13 +791,7 @@ type previewRecord struct {
 func (p previewRecord) Number() int { return p.Index + 1 }
 
 // RawJSON answers the upstream record indented for reading.
-func (p previewRecord) RawJSON() string {
-	var b bytes.Buffer
-	if err := json.Indent(&b, p.Raw, "", "  "); err != nil {
-		return string(p.Raw)
-	}
-	return b.String()
-}
+func (p previewRecord) RawJSON() string { return indentJSON(p.Raw) }
 
 // FieldNames answers a target's fields in name order.
 func (connectorExtra) FieldNames(fields records.Fields) []string {

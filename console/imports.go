@@ -292,10 +292,10 @@ func (h *handler) uploadImport(w http.ResponseWriter, r *http.Request) {
 	if form.HeaderRow == "" {
 		form.HeaderRow = "1"
 	}
-	if n, err := strconv.Atoi(form.HeaderRow); err != nil || n < 1 {
-		form.Errors["header_row"] = "Give a row number, 1 or more."
-	} else {
+	if n, ok := parseHeaderRow(form.HeaderRow); ok {
 		in.HeaderRow = n
+	} else {
+		form.Errors["header_row"] = headerRowMessage
 	}
 	if up == nil || (up.Size() == 0 && in.FileName == "") {
 		form.Errors["file"] = "Choose a file to import."
@@ -528,7 +528,7 @@ func (h *handler) mappingData(pu *pendingUpload, fe fieldErrors) (mappingData, e
 	for i, c := range p.Columns {
 		mc := mappingColumn{PreviewColumn: c, Input: "col" + strconv.Itoa(i), Error: fe["col"+strconv.Itoa(i)]}
 		if len(p.Rows) > 0 {
-			mc.Sample = sampleOf(p.Rows[0], c)
+			mc.Sample = columnValue(p.Rows[0], c)
 		}
 		d.Columns = append(d.Columns, mc)
 		if c.Field != "" {
@@ -538,12 +538,7 @@ func (h *handler) mappingData(pu *pendingUpload, fe fieldErrors) (mappingData, e
 	for _, row := range p.Rows {
 		pr := previewRow{SheetRow: row.SheetRow, Failed: len(row.Errors) > 0}
 		for _, c := range d.Mapped {
-			var cell previewCell
-			if c.Field == ingest.IDField {
-				cell.Value = row.ID
-			} else if v, ok := row.Fields[c.Field]; ok {
-				cell.Value = formatValue(v)
-			}
+			cell := previewCell{Value: columnValue(row, c.PreviewColumn)}
 			for _, e := range row.Errors {
 				if e.Column == c.Header {
 					cell.Error = e.Message
@@ -556,8 +551,9 @@ func (h *handler) mappingData(pu *pendingUpload, fe fieldErrors) (mappingData, e
 	return d, nil
 }
 
-// sampleOf answers the first row's value of a column, as converted.
-func sampleOf(row ingest.PreviewRow, c ingest.PreviewColumn) string {
+// columnValue answers a row's value of a column, as converted; "" for a
+// column that fills no field.
+func columnValue(row ingest.PreviewRow, c ingest.PreviewColumn) string {
 	switch c.Field {
 	case "":
 		return ""
@@ -579,6 +575,15 @@ func (h *handler) importObject(name string) *records.Object {
 	return nil
 }
 
+// headerRowMessage answers a header row that is not a row number.
+const headerRowMessage = "Give a row number, 1 or more."
+
+// parseHeaderRow reads a header row's number, 1 or more.
+func parseHeaderRow(s string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	return n, err == nil && n >= 1
+}
+
 // readMapping reads the mapping form into the settings of an import of
 // pu, with messages beside the inputs it refuses.
 func (h *handler) readMapping(f url.Values, pu *pendingUpload) (ingest.ImportInput, fieldErrors) {
@@ -592,10 +597,10 @@ func (h *handler) readMapping(f url.Values, pu *pendingUpload) (ingest.ImportInp
 	if f.Has("sheet") {
 		in.Sheet = strings.TrimSpace(f.Get("sheet"))
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(f.Get("header_row"))); err != nil || n < 1 {
-		fe["header_row"] = "Give a row number, 1 or more."
-	} else {
+	if n, ok := parseHeaderRow(f.Get("header_row")); ok {
 		in.HeaderRow = n
+	} else {
+		fe["header_row"] = headerRowMessage
 	}
 	if f.Get("shown") != previewShown(in.Sheet, in.HeaderRow) {
 		// Another sheet or header row: its columns are mapped afresh.
@@ -605,10 +610,11 @@ func (h *handler) readMapping(f url.Values, pu *pendingUpload) (ingest.ImportInp
 	// The selects are the columns of the sheet shown: they decide.
 	in.Mapping = make(map[string]string, len(pu.columns))
 	used := map[string]string{}
+	obj := h.importObject(in.Object)
 	for i, c := range pu.columns {
 		input := "col" + strconv.Itoa(i)
 		field := f.Get(input)
-		if field != ingest.IDField && !h.isImportField(in.Object, field) {
+		if field != ingest.IDField && !isImportField(obj, field) {
 			field = ""
 		}
 		if other, taken := used[field]; taken && field != "" {
@@ -692,10 +698,11 @@ func (h *handler) showMapping(w http.ResponseWriter, r *http.Request, req *reque
 	return nil
 }
 
-func (h *handler) isImportField(object, field string) bool {
-	obj := h.importObject(object)
+// isImportField reports whether an import may fill field of obj; any
+// named field when the object is not known here (the importer checks it).
+func isImportField(obj *records.Object, field string) bool {
 	if obj == nil {
-		return field != "" // the importer checks it
+		return field != ""
 	}
 	return slices.ContainsFunc(obj.Fields, func(f records.Field) bool { return f.Name == field && !f.ReadOnly })
 }

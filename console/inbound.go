@@ -451,11 +451,7 @@ func formatMapping(spec mapping.Spec) string {
 }
 
 func (h *handler) sourceURL(id, notice string) string {
-	u := h.base + "/inbound/sources/" + url.PathEscape(id)
-	if notice != "" {
-		u += "?notice=" + notice
-	}
-	return u
+	return h.itemURL("/inbound/sources/", id, notice)
 }
 
 func (h *handler) saveSource(w http.ResponseWriter, r *http.Request, req *request) error {

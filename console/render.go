@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -158,6 +159,16 @@ var notices = map[string]string{
 	"connector_reset":   "The checkpoint was reset: the next run reads from the start again.",
 	"connector_deleted": "The connector and its run log were deleted; the records it wrote stay.",
 	"run_queued":        "The run was queued; the run log shows its progress.",
+}
+
+// itemURL answers the page of the item id under dir ("/connectors/"),
+// showing notice when it is not "".
+func (h *handler) itemURL(dir, id, notice string) string {
+	u := h.base + dir + url.PathEscape(id)
+	if notice != "" {
+		u += "?notice=" + notice
+	}
+	return u
 }
 
 type errorData struct {

@@ -344,9 +344,7 @@ func (h *handler) sendTest(w http.ResponseWriter, r *http.Request, req *request)
 	return h.showEndpoint(w, r, req, http.StatusOK, endpointExtra{Test: a})
 }
 
-func (h *handler) endpointURL(id, notice string) string {
-	return h.base + "/webhooks/" + url.PathEscape(id) + "?notice=" + notice
-}
+func (h *handler) endpointURL(id, notice string) string { return h.itemURL("/webhooks/", id, notice) }
 
 func (h *handler) setEnabled(w http.ResponseWriter, r *http.Request, req *request) error {
 	on := r.PostForm.Get("enabled") == "true"
