@@ -746,28 +746,40 @@ func (d jobData) NotProcessed() int64 { return max(d.Job.Rows-d.Job.Processed, 0
 // Running reports whether the job may still move, so the page polls it.
 func (d jobData) Running() bool { return !d.Job.State.Terminal() }
 
+// importJobOf answers an import, or an undo of one with the import it
+// reverses, of the workspace; other bulk jobs have no page here and are
+// not found.
+func (h *handler) importJobOf(ctx context.Context, req *request, id string) (j, undoOf *ingest.Job, err error) {
+	ws := req.id.Workspace
+	if j, err = h.imports.Job(ctx, ws, id); err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case j.Import != nil:
+		return j, nil, nil
+	case j.UndoOf != "":
+		if undoOf, err = h.imports.Job(ctx, ws, j.UndoOf); err != nil {
+			return nil, nil, err
+		}
+		if undoOf.Import == nil {
+			return nil, nil, fmt.Errorf("console: job %s undoes no import: %w", id, records.ErrNotFound)
+		}
+		return j, undoOf, nil
+	}
+	return nil, nil, fmt.Errorf("console: job %s is not an import: %w", id, records.ErrNotFound)
+}
+
+// importJob answers the job page's data, with the failed rows after the
+// row after.
 func (h *handler) importJob(ctx context.Context, req *request, id string, after int64) (jobData, error) {
 	ws := req.id.Workspace
-	j, err := h.imports.Job(ctx, ws, id)
+	j, undoOf, err := h.importJobOf(ctx, req, id)
 	if err != nil {
 		return jobData{}, err
 	}
-	d := jobData{Job: j, After: max(after, 0)}
-	switch {
-	case j.Import != nil:
-		d.File = fileName(j)
-	case j.UndoOf != "":
-		orig, err := h.imports.Job(ctx, ws, j.UndoOf)
-		if err != nil {
-			return jobData{}, err
-		}
-		if orig.Import == nil {
-			return jobData{}, fmt.Errorf("console: job %s undoes no import: %w", id, records.ErrNotFound)
-		}
-		d.UndoOf, d.File = orig, fileName(orig)
-	default:
-		// Other bulk jobs have no page here.
-		return jobData{}, fmt.Errorf("console: job %s is not an import: %w", id, records.ErrNotFound)
+	d := jobData{Job: j, UndoOf: undoOf, After: max(after, 0), File: fileName(j)}
+	if undoOf != nil {
+		d.File = fileName(undoOf)
 	}
 	switch {
 	case j.Rows > 0:
@@ -858,25 +870,26 @@ func (h *handler) renderPart(w http.ResponseWriter, r *http.Request, req *reques
 // failedRowsCSV downloads a job's failed rows: the file's own columns and
 // the error.
 func (h *handler) failedRowsCSV(w http.ResponseWriter, r *http.Request, req *request) error {
-	d, err := h.importJob(r.Context(), req, r.PathValue("id"), 0)
+	j, undoOf, err := h.importJobOf(r.Context(), req, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	if d.Job.Import == nil {
-		return fmt.Errorf("console: job %s has no failed rows file: %w", d.Job.ID, records.ErrNotFound)
+	if undoOf != nil {
+		return fmt.Errorf("console: job %s has no failed rows file: %w", j.ID, records.ErrNotFound)
 	}
-	name := strings.TrimSuffix(d.File, path.Ext(d.File))
+	file := fileName(j)
+	name := strings.TrimSuffix(file, path.Ext(file))
 	if name == "" || strings.HasPrefix(name, "(") {
-		name = d.Job.ID
+		name = j.ID
 	}
 	cw := &csvDownload{w: w, name: name + "-failed.csv"}
-	if err := h.imports.WriteResultsCSV(r.Context(), cw, d.Job, ingest.RowFailed); err != nil {
+	if err := h.imports.WriteResultsCSV(r.Context(), cw, j, ingest.RowFailed); err != nil {
 		if !cw.started {
 			return err
 		}
 		// Part of the file went out: it cannot become an error page.
 		h.log.LogAttrs(r.Context(), slog.LevelError, "console: failed rows download cut short",
-			slog.String("job", d.Job.ID), slog.String("error", err.Error()))
+			slog.String("job", j.ID), slog.String("error", err.Error()))
 		panic(http.ErrAbortHandler)
 	}
 	if !cw.started {
@@ -913,11 +926,11 @@ func (c *csvDownload) Write(p []byte) (int, error) {
 }
 
 func (h *handler) undoImport(w http.ResponseWriter, r *http.Request, req *request) error {
-	d, err := h.importJob(r.Context(), req, r.PathValue("id"), 0)
+	j, _, err := h.importJobOf(r.Context(), req, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	u, err := h.imports.Undo(r.Context(), req.id.Workspace, d.Job.ID, req.actor())
+	u, err := h.imports.Undo(r.Context(), req.id.Workspace, j.ID, req.actor())
 	if err != nil {
 		if errors.Is(err, ingest.ErrJobState) {
 			return h.showImportJob(w, r, req, http.StatusConflict, fieldErrors{"": "This import cannot be undone: only a completed import that wrote records can."})
@@ -930,17 +943,17 @@ func (h *handler) undoImport(w http.ResponseWriter, r *http.Request, req *reques
 
 // abortImport stops a queued or running import.
 func (h *handler) abortImport(w http.ResponseWriter, r *http.Request, req *request) error {
-	d, err := h.importJob(r.Context(), req, r.PathValue("id"), 0)
+	j, _, err := h.importJobOf(r.Context(), req, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	if _, err := h.imports.Abort(r.Context(), req.id.Workspace, d.Job.ID); err != nil {
+	if _, err := h.imports.Abort(r.Context(), req.id.Workspace, j.ID); err != nil {
 		if errors.Is(err, ingest.ErrJobState) {
 			return h.showImportJob(w, r, req, http.StatusConflict, fieldErrors{"": "This import has already ended, so there is nothing to stop."})
 		}
 		return err
 	}
-	http.Redirect(w, r, h.base+"/imports/jobs/"+url.PathEscape(d.Job.ID)+"?notice=import_stopped", http.StatusSeeOther)
+	http.Redirect(w, r, h.base+"/imports/jobs/"+url.PathEscape(j.ID)+"?notice=import_stopped", http.StatusSeeOther)
 	return nil
 }
 
