@@ -176,15 +176,9 @@ func jobsOf(rows []bulkJobRow) ([]*ingest.Job, error) {
 // ListImportJobs answers the workspace's import jobs before the id before
 // ("" for the newest), newest first.
 func (s *Store) ListImportJobs(ctx context.Context, workspace, before string, limit int) ([]*ingest.Job, error) {
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
 	var rows []bulkJobRow
-	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", workspace).Where("import_spec IS NOT NULL")
-	if before != "" {
-		sel = sel.Where("id < ?", before)
-	}
-	if err := sel.OrderExpr("id DESC").Limit(int64(limit)).Scan(ctx); err != nil {
+	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("import_spec IS NOT NULL")
+	if err := pageBefore(sel, workspace, before, limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list import jobs: %w", err)
 	}
 	return jobsOf(rows)

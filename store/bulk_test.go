@@ -10,6 +10,7 @@ import (
 	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/internal/testdb"
 	"github.com/smartlite/crmkit/records"
+	"github.com/smartlite/crmkit/store"
 	"github.com/smartlite/crmkit/store/storetest"
 )
 
@@ -23,14 +24,12 @@ func TestListImportJobs(t *testing.T) {
 		ws := storetest.Workspace(t, st, "pro")
 		other := storetest.Workspace(t, st, "pro")
 		job := func(ws string, imported bool) string {
-			j := &ingest.Job{ID: records.NewID("blk"), Workspace: ws, Object: "account", Operation: records.OpInsert,
-				Mode: ingest.ModePartial, Format: ingest.FormatCSV, State: ingest.StateOpen, CreatedAt: time.Now().UTC()}
+			var imp *ingest.ImportSpec
 			if imported {
-				j.Import = &ingest.ImportSpec{FileName: "accounts.xlsx", HeaderRow: 1, Columns: []string{"Name"},
+				imp = &ingest.ImportSpec{FileName: "accounts.xlsx", HeaderRow: 1, Columns: []string{"Name"},
 					Mapping: map[string]string{"Name": "name"}}
 			}
-			require.NoError(t, st.CreateBulkJob(ctx, j))
-			return j.ID
+			return createJob(t, st, ws, imp)
 		}
 		var imports []string
 		for i := range 5 {
@@ -67,13 +66,7 @@ func TestCountBulkActions(t *testing.T) {
 		ctx := context.Background()
 		st := open(t, dsn)
 		ws := storetest.Workspace(t, st, "pro")
-		job := func() string {
-			j := &ingest.Job{ID: records.NewID("blk"), Workspace: ws.ID, Object: "account", Operation: records.OpUpsert,
-				Mode: ingest.ModePartial, Format: ingest.FormatCSV, State: ingest.StateOpen, CreatedAt: time.Now().UTC()}
-			require.NoError(t, st.CreateBulkJob(ctx, j))
-			return j.ID
-		}
-		a, b := job(), job()
+		a, b := createJob(t, st, ws.ID, nil), createJob(t, st, ws.ID, nil)
 		var rs []ingest.RowResult
 		for i, action := range []string{ingest.RowCreated, ingest.RowCreated, ingest.RowUpdated, ingest.RowUnchanged, ingest.RowCreated} {
 			rs = append(rs, ingest.RowResult{Row: int64(i + 1), Status: ingest.RowSucceeded, RecordID: records.NewID("rec"), Action: action})
@@ -88,4 +81,14 @@ func TestCountBulkActions(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, got)
 	})
+}
+
+// createJob stores an open job upserting accounts from a CSV file in ws,
+// an import's when imp is set, and answers its id.
+func createJob(t *testing.T, st *store.Store, ws string, imp *ingest.ImportSpec) string {
+	t.Helper()
+	j := &ingest.Job{ID: records.NewID("blk"), Workspace: ws, Object: "account", Operation: records.OpUpsert,
+		Mode: ingest.ModePartial, Format: ingest.FormatCSV, State: ingest.StateOpen, CreatedAt: time.Now().UTC(), Import: imp}
+	require.NoError(t, st.CreateBulkJob(context.Background(), j))
+	return j.ID
 }

@@ -511,18 +511,12 @@ func (s *Store) GetConnectorRun(ctx context.Context, workspace, id string) (*con
 
 // ListConnectorRuns answers runs newest first.
 func (s *Store) ListConnectorRuns(ctx context.Context, workspace, connectorID, before string, limit int) ([]*connector.Run, error) {
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
 	var rows []connectorRunRow
-	q := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", workspace)
+	q := s.IDB(ctx).NewSelect().Model(&rows)
 	if connectorID != "" {
 		q = q.Where("connector_id = ?", connectorID)
 	}
-	if before != "" {
-		q = q.Where("id < ?", before)
-	}
-	if err := q.OrderExpr("id DESC").Limit(int64(limit)).Scan(ctx); err != nil {
+	if err := pageBefore(q, workspace, before, limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list connector runs: %w", err)
 	}
 	out := make([]*connector.Run, len(rows))

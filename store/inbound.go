@@ -347,12 +347,8 @@ var inboundSummary = []string{"id", "workspace_id", "source_id", "dedup_key", "s
 
 // ListInboundEvents answers events without headers and body, newest first.
 func (s *Store) ListInboundEvents(ctx context.Context, q ingest.InboundEventQuery) ([]*ingest.InboundEvent, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
 	var rows []inboundEventRow
-	sel := s.IDB(ctx).NewSelect().Model(&rows).Column(inboundSummary...).Where("workspace_id = ?", q.Workspace)
+	sel := s.IDB(ctx).NewSelect().Model(&rows).Column(inboundSummary...)
 	if q.SourceID != "" {
 		sel = sel.Where("source_id = ?", q.SourceID)
 	}
@@ -363,10 +359,7 @@ func (s *Store) ListInboundEvents(ctx context.Context, q ingest.InboundEventQuer
 	default:
 		sel = sel.Where("status = ?", q.Status)
 	}
-	if q.Before != "" {
-		sel = sel.Where("id < ?", q.Before)
-	}
-	if err := sel.OrderExpr("id DESC").Limit(int64(limit)).Scan(ctx); err != nil {
+	if err := pageBefore(sel, q.Workspace, q.Before, q.Limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list inbound events: %w", err)
 	}
 	return inboundEvents(rows)

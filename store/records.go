@@ -520,6 +520,20 @@ func pageAfter(sel *bun.SelectQuery, workspace, after string, limit int) *bun.Se
 	return sel.Order("id").Limit(int64(limit))
 }
 
+// pageBefore narrows sel, over a table of workspace rows keyed by id, to
+// one page of the workspace's rows newest first: those before the id
+// before ("" for the newest), at most limit (DefaultListLimit when 0).
+func pageBefore(sel *bun.SelectQuery, workspace, before string, limit int) *bun.SelectQuery {
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	sel = sel.Where("workspace_id = ?", workspace)
+	if before != "" {
+		sel = sel.Where("id < ?", before)
+	}
+	return sel.OrderExpr("id DESC").Limit(int64(limit))
+}
+
 // ListEvents answers the workspace's events after the id after, in id order.
 func (s *Store) ListEvents(ctx context.Context, workspace, after string, limit int) ([]*records.Event, error) {
 	var rows []eventRow

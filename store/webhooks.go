@@ -693,22 +693,15 @@ func (s *Store) GetDelivery(ctx context.Context, workspace, id string) (*outboun
 
 // ListDeliveries answers deliveries with their attempts, newest first.
 func (s *Store) ListDeliveries(ctx context.Context, q outbound.DeliveryQuery) ([]*outbound.Delivery, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
 	var rows []deliveryRow
-	sel := s.IDB(ctx).NewSelect().Model(&rows).Where("workspace_id = ?", q.Workspace)
+	sel := s.IDB(ctx).NewSelect().Model(&rows)
 	if q.EndpointID != "" {
 		sel = sel.Where("endpoint_id = ?", q.EndpointID)
 	}
 	if q.Status != "" {
 		sel = sel.Where("status = ?", q.Status)
 	}
-	if q.Before != "" {
-		sel = sel.Where("id < ?", q.Before)
-	}
-	if err := sel.OrderExpr("id DESC").Limit(int64(limit)).Scan(ctx); err != nil {
+	if err := pageBefore(sel, q.Workspace, q.Before, q.Limit).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("store: list webhook deliveries: %w", err)
 	}
 	return s.withAttempts(ctx, rows)
