@@ -36,17 +36,6 @@ func connPoll(b *tab, what, js string) {
 	}
 }
 
-// connSignIn signs the tab in with key.
-func connSignIn(b *tab, key string) {
-	b.t.Helper()
-	b.open("/sign-in", "#key")
-	b.do("sign in",
-		chromedp.SendKeys(chromedp.ID("key"), key),
-		chromedp.Click(chromedp.CSS(`form[action="/sign-in"] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`a.button[href="/keys/new"]`)),
-	)
-}
-
 // TestBrowserConnectors drives the Connectors pages in headless Chromium
 // by clicking and typing: create a connector of a loopback customer API
 // (a misspelt object is refused beside its field, and the token must be
@@ -61,7 +50,7 @@ func TestBrowserConnectors(t *testing.T) {
 	ctx := context.Background()
 	api := newCustomerAPI(t, 5)
 	b := newTab(t, e.srv.URL)
-	connSignIn(b, e.admin)
+	b.signIn("/sign-in", e.admin, `a.button[href="/keys/new"]`)
 
 	b.do("connectors",
 		chromedp.Click(chromedp.CSS(`nav a[href="/connectors"]`)),
@@ -205,7 +194,7 @@ func TestBrowserPlanLimit(t *testing.T) {
 		require.NoError(t, err)
 	}
 	b := newTab(t, e.srv.URL)
-	connSignIn(b, admin)
+	b.signIn("/sign-in", admin, `a.button[href="/keys/new"]`)
 
 	b.open("/keys/new", "#name")
 	b.do("new key over the plan's limit",

@@ -38,12 +38,7 @@ func TestBrowserImport(t *testing.T) {
 	require.NoError(t, os.WriteFile(notBook, []byte("this is not a workbook"), 0o600))
 
 	b := newTab(t, e.srv.URL)
-	b.open("/imports", "#key")
-	b.do("sign in",
-		chromedp.SendKeys(chromedp.ID("key"), e.admin),
-		chromedp.Click(chromedp.CSS(`form[action="/sign-in"] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`a.button[href="/imports/new"]`)),
-	)
+	b.signIn("/imports", e.admin, `a.button[href="/imports/new"]`)
 	require.Contains(t, b.text("main"), "There are no imports yet.")
 	b.screenshots("imports-empty")
 

@@ -28,11 +28,8 @@ func TestBrowserInbound(t *testing.T) {
 	ctx := context.Background()
 	b := newTab(t, e.srv.URL)
 
-	b.open("/", "#key")
-	b.do("sign in",
-		chromedp.SendKeys(chromedp.ID("key"), e.admin),
-		chromedp.Click(chromedp.CSS(`form[action="/sign-in"] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`nav a[href="/inbound"]`)),
+	b.signIn("/", e.admin, `nav a[href="/inbound"]`)
+	b.do("inbound",
 		chromedp.Click(chromedp.CSS(`nav a[href="/inbound"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.button[href="/inbound/sources/new"]`)),
 	)

@@ -201,6 +201,18 @@ func (b *tab) open(path string, ready string) {
 	b.do("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS(ready)))
 }
 
+// signIn opens path, which asks for a key, signs in with key and waits
+// for landed, a selector of the page it then shows.
+func (b *tab) signIn(path, key, landed string) {
+	b.t.Helper()
+	b.open(path, "#key")
+	b.do("sign in",
+		chromedp.SendKeys(chromedp.ID("key"), key),
+		chromedp.Click(chromedp.CSS(`form[action="/sign-in"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(landed)),
+	)
+}
+
 // apiEnv is what the reference server runs: the REST API of an
 // integration.Service and the console over the same services, on one
 // loopback server and a real SQLite store, with a workspace and its ADMIN
