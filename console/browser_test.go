@@ -234,6 +234,22 @@ func newAPIEnv(tb testing.TB) *apiEnv {
 	tb.Cleanup(func() { _ = st.Close() })
 	e := &apiEnv{st: st, logs: &testlog.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tb.Cleanup(func() {
+		// Warnings and errors (a job's failed run among them) are shown
+		// when the test fails.
+		if !tb.Failed() {
+			return
+		}
+		var warned []string
+		for line := range strings.Lines(e.logs.String()) {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+				warned = append(warned, line)
+			}
+		}
+		if len(warned) > 0 {
+			tb.Logf("the service warned:\n%s", strings.Join(warned[max(len(warned)-50, 0):], ""))
+		}
+	})
 	e.svc, err = integration.New(integration.Config{Store: st, Logger: log, AllowPrivateWebhooks: true,
 		Webhooks: outbound.Config{Schedule: []time.Duration{50 * time.Millisecond}, Jitter: -1}})
 	require.NoError(tb, err)
