@@ -181,7 +181,7 @@ func TestBrowserPlanLimit(t *testing.T) {
 	e := newAPIEnv(t)
 	ctx := context.Background()
 	rv := newReceiver(t)
-	ws, admin := e.connWorkspace(t, "Initech", "starter")
+	ws, admin := e.workspace(t, "Initech", "starter")
 	plan, err := e.svc.Plans().Of(ctx, ws)
 	require.NoError(t, err)
 	for i := 1; i < plan.MaxAPIKeys; i++ {

@@ -226,7 +226,11 @@ type apiEnv struct {
 	ws, admin string
 }
 
-func newAPIEnv(tb testing.TB) *apiEnv {
+func newAPIEnv(tb testing.TB) *apiEnv { return newAPIEnvWith(tb, nil, nil) }
+
+// newAPIEnvWith is newAPIEnv with the service's configuration and the
+// console's adjusted by service and con, when they are not nil.
+func newAPIEnvWith(tb testing.TB, service func(*integration.Config), con func(*console.Config)) *apiEnv {
 	tb.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, testdb.SQLiteDSN(tb))
@@ -250,8 +254,12 @@ func newAPIEnv(tb testing.TB) *apiEnv {
 			tb.Logf("the service warned:\n%s", strings.Join(warned[max(len(warned)-50, 0):], ""))
 		}
 	})
-	e.svc, err = integration.New(integration.Config{Store: st, Logger: log, AllowPrivateWebhooks: true,
-		Webhooks: outbound.Config{Schedule: []time.Duration{50 * time.Millisecond}, Jitter: -1}})
+	cfg := integration.Config{Store: st, Logger: log, AllowPrivateWebhooks: true,
+		Webhooks: outbound.Config{Schedule: []time.Duration{50 * time.Millisecond}, Jitter: -1}}
+	if service != nil {
+		service(&cfg)
+	}
+	e.svc, err = integration.New(cfg)
 	require.NoError(tb, err)
 	require.NoError(tb, e.svc.Start(ctx))
 	tb.Cleanup(func() {
@@ -259,21 +267,27 @@ func newAPIEnv(tb testing.TB) *apiEnv {
 		defer cancel()
 		_ = e.svc.Stop(ctx)
 	})
-	w := &records.Workspace{Name: "Acme", Plan: "enterprise"}
-	require.NoError(tb, st.CreateWorkspace(ctx, w))
-	e.ws = w.ID
-	_, e.admin, err = e.svc.Keys().Create(ctx, w.ID, "Acme admin", []apikey.Scope{apikey.ScopeAdmin}, nil)
-	require.NoError(tb, err)
+	e.ws, e.admin = e.workspace(tb, "Acme", "enterprise")
 
-	con, err := console.New(console.Config{Keys: e.svc.Keys(), Webhooks: e.svc.Webhooks(), Audit: st, Logger: log,
-		Inbound: e.svc.Inbound(), Connectors: e.svc.Connectors(), Imports: e.svc.Importer()})
+	conCfg := console.Config{Keys: e.svc.Keys(), Webhooks: e.svc.Webhooks(), Audit: st, Logger: log,
+		Inbound: e.svc.Inbound(), Connectors: e.svc.Connectors(), Imports: e.svc.Importer()}
+	if con != nil {
+		con(&conCfg)
+	}
+	h, err := console.New(conCfg)
 	require.NoError(tb, err)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", e.svc.Handler())
-	mux.Handle("/", con)
+	mux.Handle("/", h)
 	e.srv = httptest.NewServer(mux)
 	tb.Cleanup(e.srv.Close)
 	return e
+}
+
+// workspace adds a workspace on plan with an ADMIN key.
+func (e *apiEnv) workspace(tb testing.TB, name, plan string) (ws, admin string) {
+	tb.Helper()
+	return adminWorkspace(tb, e.st, e.svc.Keys(), name, plan)
 }
 
 // call sends a JSON request to the REST API with key and answers the

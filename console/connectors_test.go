@@ -17,7 +17,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/connector"
 	"github.com/smartlite/crmkit/console"
 	"github.com/smartlite/crmkit/records"
@@ -131,17 +130,6 @@ func connectorFormValues(a *customerAPI) url.Values {
 		"mode": {"incremental"}, "deletes": {"off"}, "enabled": {"true"},
 		"object": {"account"}, "external_id": {"'billing-' + string(id)"}, "fields": {"name = name\nindustry = industry"},
 	}
-}
-
-// connWorkspace adds a workspace on plan with an ADMIN key.
-func (e *apiEnv) connWorkspace(tb testing.TB, name, plan string) (ws, admin string) {
-	tb.Helper()
-	ctx := context.Background()
-	w := &records.Workspace{Name: name, Plan: plan}
-	require.NoError(tb, e.st.CreateWorkspace(ctx, w))
-	_, admin, err := e.svc.Keys().Create(ctx, w.ID, name+" admin", []apikey.Scope{apikey.ScopeAdmin}, nil)
-	require.NoError(tb, err)
-	return w.ID, admin
 }
 
 // connAccounts answers how many accounts the workspace holds.
@@ -356,7 +344,7 @@ func TestConnectorPreviewRunLog(t *testing.T) {
 	require.Contains(t, list, `<span class="badge ok">Succeeded</span>`)
 
 	// Another workspace's admin finds none of it.
-	_, admin2 := e.connWorkspace(t, "Globex", "enterprise")
+	_, admin2 := e.workspace(t, "Globex", "enterprise")
 	b2 := e.browser(t)
 	b2.signIn(admin2)
 	require.NotContains(t, b2.get("/connectors").body, "Billing customers")

@@ -130,10 +130,16 @@ func newEnv(tb testing.TB, adjust func(*console.Config)) *env {
 // workspace creates a workspace on the enterprise plan and an ADMIN key.
 func (e *env) workspace(tb testing.TB, name string) (ws, admin string) {
 	tb.Helper()
+	return adminWorkspace(tb, e.st, e.keys, name, "enterprise")
+}
+
+// adminWorkspace creates a workspace on plan and an ADMIN key of it.
+func adminWorkspace(tb testing.TB, st *store.Store, keys *apikey.Service, name, plan string) (ws, admin string) {
+	tb.Helper()
 	ctx := context.Background()
-	w := &records.Workspace{Name: name, Plan: "enterprise"}
-	require.NoError(tb, e.st.CreateWorkspace(ctx, w))
-	_, plain, err := e.keys.Create(ctx, w.ID, name+" admin", []apikey.Scope{apikey.ScopeAdmin}, nil)
+	w := &records.Workspace{Name: name, Plan: plan}
+	require.NoError(tb, st.CreateWorkspace(ctx, w))
+	_, plain, err := keys.Create(ctx, w.ID, name+" admin", []apikey.Scope{apikey.ScopeAdmin}, nil)
 	require.NoError(tb, err)
 	return w.ID, plain
 }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/csv"
 	"html"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -19,72 +17,38 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xuri/excelize/v2"
 
-	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/console"
 	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/integration"
-	"github.com/smartlite/crmkit/internal/testdb"
-	"github.com/smartlite/crmkit/internal/testlog"
 	"github.com/smartlite/crmkit/records"
-	"github.com/smartlite/crmkit/store"
 )
 
 // The importer crmkit ships satisfies the console's interface.
 var _ console.Imports = (*ingest.Importer)(nil)
 
-// importEnv is the REST API and the console over one integration.Service
-// on a real SQLite store, its bulk jobs running, with two workspaces and
-// their ADMIN keys. Import files are spooled in tmp, held to limits.
+// importEnv is an apiEnv whose console has the Imports pages only, with a
+// second workspace and its ADMIN key. Import files are spooled in tmp,
+// held to limits.
 type importEnv struct {
-	st    *store.Store
-	svc   *integration.Service
-	srv   *httptest.Server
-	logs  *testlog.Buffer
+	*apiEnv
 	tmp   string
 	clock *testClock
 
-	ws, ws2       string
-	admin, admin2 string
+	ws2, admin2 string
 }
 
 func newImportEnv(tb testing.TB, limits ingest.Limits) *importEnv {
 	tb.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, testdb.SQLiteDSN(tb))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = st.Close() })
-	e := &importEnv{st: st, logs: &testlog.Buffer{}, tmp: tb.TempDir(), clock: &testClock{}}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.svc, err = integration.New(integration.Config{Store: st, Logger: log,
-		Imports: ingest.ImportConfig{Limits: limits, TempDir: e.tmp}})
-	require.NoError(tb, err)
-	require.NotNil(tb, e.svc.Importer())
-	require.NoError(tb, e.svc.Start(ctx))
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.svc.Stop(ctx)
+	e := &importEnv{tmp: tb.TempDir(), clock: &testClock{}}
+	e.apiEnv = newAPIEnvWith(tb, func(c *integration.Config) {
+		c.Imports = ingest.ImportConfig{Limits: limits, TempDir: e.tmp}
+	}, func(c *console.Config) {
+		c.Webhooks, c.Audit, c.Inbound, c.Connectors = nil, nil, nil, nil
+		// Sessions outlive the uploads, whose expiry the clock tests.
+		c.Clock, c.IdleTimeout, c.MaxAge = e.clock.Now, 24*time.Hour, 24*time.Hour
 	})
-	for i, name := range []string{"Acme", "Globex"} {
-		w := &records.Workspace{Name: name, Plan: "enterprise"}
-		require.NoError(tb, st.CreateWorkspace(ctx, w))
-		_, key, err := e.svc.Keys().Create(ctx, w.ID, name+" admin", []apikey.Scope{apikey.ScopeAdmin}, nil)
-		require.NoError(tb, err)
-		if i == 0 {
-			e.ws, e.admin = w.ID, key
-		} else {
-			e.ws2, e.admin2 = w.ID, key
-		}
-	}
-	// Sessions outlive the uploads, whose expiry the clock tests.
-	con, err := console.New(console.Config{Keys: e.svc.Keys(), Logger: log, Imports: e.svc.Importer(),
-		Clock: e.clock.Now, IdleTimeout: 24 * time.Hour, MaxAge: 24 * time.Hour})
-	require.NoError(tb, err)
-	mux := http.NewServeMux()
-	mux.Handle("/api/", e.svc.Handler())
-	mux.Handle("/", con)
-	e.srv = httptest.NewServer(mux)
-	tb.Cleanup(e.srv.Close)
+	require.NotNil(tb, e.svc.Importer())
+	e.ws2, e.admin2 = e.workspace(tb, "Globex", "enterprise")
 	return e
 }
 

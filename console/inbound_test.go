@@ -16,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/smartlite/crmkit/apikey"
 	"github.com/smartlite/crmkit/console"
 	"github.com/smartlite/crmkit/ingest"
 	"github.com/smartlite/crmkit/records"
@@ -56,18 +55,6 @@ var (
 
 // newBrowser is a browser on the apiEnv's server.
 func (e *apiEnv) browser(tb testing.TB) *browser { return newBrowser(tb, e.srv) }
-
-// otherWorkspace adds a second workspace with an ADMIN key and answers the
-// key.
-func (e *apiEnv) otherWorkspace(tb testing.TB) string {
-	tb.Helper()
-	ctx := context.Background()
-	w := &records.Workspace{Name: "Globex", Plan: "enterprise"}
-	require.NoError(tb, e.st.CreateWorkspace(ctx, w))
-	_, key, err := e.svc.Keys().Create(ctx, w.ID, "Globex admin", []apikey.Scope{apikey.ScopeAdmin}, nil)
-	require.NoError(tb, err)
-	return key
-}
 
 // countRecords counts the records of every workspace.
 func (e *apiEnv) countRecords(tb testing.TB) int {
@@ -441,7 +428,8 @@ func TestInboundLogAndRetry(t *testing.T) {
 
 	// Another workspace sees none of it.
 	other := e.browser(t)
-	other.signIn(e.otherWorkspace(t))
+	_, otherAdmin := e.workspace(t, "Globex", "enterprise")
+	other.signIn(otherAdmin)
 	for _, path := range []string{"/inbound/sources/" + id, "/inbound/sources/" + id + "/delete",
 		"/inbound/events/" + failed.ID, "/inbound/events?source=" + id} {
 		require.Equal(t, http.StatusNotFound, other.get(path).status, path)
