@@ -125,7 +125,14 @@ func newTab(t *testing.T, base string) *tab {
 // do runs steps with a time limit, taking a screenshot when they fail.
 func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	b.doWithin(30*time.Second, what, steps...)
+}
+
+// doWithin is do with the time limit given, for steps that wait on work
+// the server does in the background rather than on the page.
+func (b *tab) doWithin(limit time.Duration, what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, limit)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.screenshot("failed-" + what)
